@@ -1,0 +1,1 @@
+"""Algorithm families. ``base`` holds the contract; each family is a module."""

@@ -1,0 +1,167 @@
+"""Command-line entry points: ``optbench`` (Hydra app) and ``optbench-report``.
+
+Any user error ends as one line on stderr, ``error: ...`` naming the key, file or value, and
+exit code 2, never a traceback. A single run that fails exits 1; a sweep exits 1 when any of its
+runs failed. ``OPTBENCH_DEBUG=1`` shows the full traceback of a user error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from optbench.platform import paths, schema, sweep
+from optbench.platform.errors import ConfigError, OptbenchError
+from optbench.platform.runner import RunSummary, execute, write_summary
+from optbench.platform.tracking import PARENT_RUN_ENV, RunStatus, make_tracker
+
+log = logging.getLogger("optbench")
+
+_last_run: RunSummary | None = None
+
+
+def run_job(cfg: DictConfig) -> RunSummary:
+    """The Hydra task: one job = one run (or a skip), summarised into the job's output dir."""
+    global _last_run
+    hc = HydraConfig.get()
+    multirun = hc.mode == RunMode.MULTIRUN
+    choices = hc.runtime.choices
+    problem_name = str(choices.get("problem") or "problem")
+    algorithm_name = str(choices.get("algorithm") or "algorithm")
+    name = f"{algorithm_name}@{problem_name}"
+    if hc.job.override_dirname:
+        name += f" {hc.job.override_dirname}"
+    tracker = make_tracker(cfg.tracking, cfg.experiment_name)
+    if not multirun:
+        tracker.prepare()
+    summary = execute(
+        cfg,
+        tracker,
+        name=name,
+        problem_name=problem_name,
+        algorithm_name=algorithm_name,
+        parent_run_id=os.environ.get(PARENT_RUN_ENV) if multirun else None,
+        reraise=not multirun,
+    )
+    write_summary(summary, Path(hc.runtime.output_dir))
+    log.info(summary.line())
+    _last_run = summary
+    return summary
+
+
+def _print_run(summary: RunSummary, tracking_uri: str | None) -> None:
+    print(f"status: {summary.status.value} ({summary.stop_reason or summary.error})")
+    if summary.status is not RunStatus.skipped:
+        print(f"steps: {summary.steps}, algorithm time: {summary.time_s:.3f} s")
+        for key, value in summary.metrics.items():
+            if not key.startswith("oracle/"):
+                print(f"  {key:24s} {value:.6g}")
+    if summary.run_id:
+        print(f"mlflow run: {summary.run_id} in {tracking_uri}  (make ui to browse)")
+
+
+def _one_line(exc: BaseException) -> str:
+    """A Hydra/OmegaConf error as one line naming the key or option at fault."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = str(current).strip()
+        if text:
+            lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+            head = lines[0]
+            key = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("full_key:")), "")
+            options = [ln for ln in text.splitlines() if ln.startswith("\t")]
+            if options:
+                head += " (available: " + ", ".join(o.strip() for o in options) + ")"
+            if key and key not in head:
+                head = f"{key}: {head}"
+            if head not in parts:
+                parts.append(head)
+        current = current.__cause__ or current.__context__
+    return re.sub(r"\s+", " ", "; ".join(parts))
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def _guard(entry: Any) -> Any:
+    """Run ``entry()`` turning user errors into one line and exit code 2."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's printer
+    debug = os.environ.get("OPTBENCH_DEBUG") == "1"
+    try:
+        return entry()
+    except OptbenchError as exc:
+        if debug:
+            raise
+        _fail(str(exc), exc.exit_code)
+    except (HydraException, OmegaConfBaseException) as exc:
+        if debug:
+            raise
+        _fail(_one_line(exc))
+
+
+def main() -> None:
+    """``optbench [overrides]`` / ``optbench -m [sweep overrides]``."""
+    schema.register()
+
+    @hydra.main(config_path=str(paths.config_dir()), config_name="config", version_base="1.3")
+    def app(cfg: DictConfig) -> None:
+        run_job(cfg)
+
+    global _last_run
+    _last_run = None
+    _guard(app)
+    if sweep.last_outcome is not None:
+        sys.exit(1 if sweep.last_outcome.failed else 0)
+    if _last_run is not None:
+        tracking_uri = None
+        _print_run(_last_run, tracking_uri)
+        sys.exit(1 if _last_run.status is RunStatus.failed else 0)
+
+
+def report_main(argv: list[str] | None = None) -> None:
+    """``optbench-report experiment=NAME [overrides]``: tables and plots of an experiment."""
+    args = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help") for a in args):
+        print("usage: optbench-report experiment=NAME [tracking.uri=URI] [report.metric=...]")
+        return
+    schema.register()
+
+    def entry() -> None:
+        from hydra import compose, initialize_config_dir
+
+        from optbench.platform.report import write_report
+
+        bad = [a for a in args if "=" not in a]
+        if bad:
+            raise ConfigError(f"expected key=value overrides, got '{bad[0]}'")
+        with initialize_config_dir(str(paths.config_dir()), version_base="1.3"):
+            cfg = compose("config", overrides=args)
+        if cfg.get("report") is None:
+            raise ConfigError(
+                f"experiment '{cfg.experiment_name}' has no report: block; "
+                "pick one with experiment=NAME"
+            )
+        tracker = make_tracker(cfg.tracking, cfg.experiment_name)
+        if not tracker.enabled:
+            raise ConfigError("tracking=none: a report reads runs back from a tracking store")
+        result = write_report(cfg.report, tracker, cfg.experiment_name)
+        print(result.describe())
+
+    _guard(entry)

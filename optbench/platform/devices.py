@@ -1,0 +1,58 @@
+"""Resolve ``device=cpu|cuda|auto`` and its dtype, and seed every random number generator."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+from optbench.platform.errors import ConfigError, DeviceError
+
+DTYPES: dict[str, torch.dtype] = {
+    "float64": torch.float64,
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
+
+
+def resolve_device(kind: str) -> torch.device:
+    """``cpu``, ``cuda`` (an error when CUDA is absent) or ``auto`` (cuda when present)."""
+    if kind == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(
+                f"device.type=cuda: CUDA is not available here (torch {torch.__version__}); "
+                "use device=cpu or device=auto"
+            )
+        return torch.device("cuda")
+    if kind == "cpu":
+        return torch.device("cpu")
+    raise ConfigError(f"device.type: unknown device '{kind}'; expected cpu, cuda or auto")
+
+
+def resolve_dtype(name: str) -> torch.dtype:
+    try:
+        return DTYPES[name]
+    except KeyError:
+        raise ConfigError(
+            f"device.dtype: unknown dtype '{name}'; expected one of {', '.join(DTYPES)}"
+        ) from None
+
+
+def configure_torch(threads: int | None, deterministic: bool) -> None:
+    """Set the intra-op thread count and, if asked, deterministic kernels."""
+    if threads is not None:
+        if threads < 1:
+            raise ConfigError(f"device.threads: must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators from the run's seed."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)

@@ -1,0 +1,303 @@
+"""The runner: drives one run from a composed config to a logged, summarised result.
+
+1. resolve the config and its hash; skip the job if a FINISHED run with that hash exists
+   (unless ``force``);
+2. open the tracked run (params, tags, resolved config artifact);
+3. resolve the device, seed Python/NumPy/torch, build problem and algorithm (keys and types
+   validated), refuse an incompatible pair, ``problem.setup(ctx)``;
+4. iterate the algorithm under the budget; the first ``Progress`` is the starting point (step 0);
+   every ``eval_every`` steps and at the end call ``problem.evaluate`` outside the algorithm clock;
+5. stop on ``max_steps``, target, the algorithm's convergence, NaN/inf in a metric (``diverged``),
+   the time limit (``timed_out``) or an exception (``failed``, traceback kept);
+6. end the tracked run with its status and return a ``RunSummary``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from optbench.algorithms.base import Algorithm
+from optbench.platform import paths
+from optbench.platform.build import build, check_compatible
+from optbench.platform.context import RunContext
+from optbench.platform.devices import (
+    configure_torch,
+    resolve_device,
+    resolve_dtype,
+    seed_everything,
+)
+from optbench.platform.errors import ConfigError, OptbenchError
+from optbench.platform.identity import as_params, config_hash, resolved, unflatten_set
+from optbench.platform.tracking import (
+    TAG,
+    RunRecorder,
+    RunStatus,
+    Tracker,
+    environment_tags,
+    progress_stride,
+)
+from optbench.problems.base import Problem
+
+log = logging.getLogger("optbench")
+
+
+@dataclass
+class RunSummary:
+    """The outcome of one job, as the sweep summary and the CLI show it."""
+
+    name: str
+    status: RunStatus
+    config_hash: str
+    run_id: str | None = None
+    stop_reason: str = ""
+    steps: int = 0
+    time_s: float = 0.0
+    metrics: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> RunSummary:
+        data = json.loads(text)
+        data["status"] = RunStatus(data["status"])
+        return cls(**data)
+
+    def line(self) -> str:
+        """One line for logs: status, name, steps, time and the headline metrics."""
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in list(self.metrics.items())[:4])
+        text = f"{self.status.value:9s} {self.name}"
+        if self.status is not RunStatus.skipped:
+            text += f"  steps={self.steps} time={self.time_s:.2f}s {shown}"
+        if self.error:
+            text += f"  error: {self.error}"
+        return text
+
+
+@dataclass
+class _Outcome:
+    status: RunStatus
+    stop_reason: str
+    steps: int
+    time_s: float
+    metrics: dict[str, float]
+    describe: dict[str, Any]
+
+
+def _finite(metrics: Mapping[str, float]) -> bool:
+    return all(math.isfinite(v) for v in metrics.values())
+
+
+def execute(
+    cfg: DictConfig,
+    tracker: Tracker,
+    *,
+    name: str,
+    problem_name: str,
+    algorithm_name: str,
+    parent_run_id: str | None = None,
+    reraise: bool = False,
+) -> RunSummary:
+    """Run (or skip) the job described by the composed config ``cfg``.
+
+    A failure inside the run is recorded on the run and summarised; with ``reraise`` (single
+    runs), an ``OptbenchError`` is re-raised after being recorded so the CLI can print it.
+    """
+    config = resolved(cfg)
+    identity = config_hash(config)
+    summary = RunSummary(name=name, status=RunStatus.skipped, config_hash=identity)
+    if not cfg.force:
+        previous = tracker.find_finished(identity)
+        if previous is not None:
+            log.info("skip %s: FINISHED run %s has config hash %s", name, previous, identity)
+            summary.run_id = previous
+            summary.stop_reason = "already finished"
+            return summary
+
+    tags = {
+        f"{TAG}config_hash": identity,
+        f"{TAG}seed": str(cfg.seed),
+        f"{TAG}device": str(config["device"]["type"]),
+        f"{TAG}problem": problem_name,
+        f"{TAG}algorithm": algorithm_name,
+        **environment_tags(),
+    }
+    stride = progress_stride(cfg.budget.max_steps, cfg.tracking.max_points_per_metric)
+    recorder = tracker.start_run(
+        name, as_params(config), tags, OmegaConf.to_yaml(config), parent_run_id, stride
+    )
+    summary.run_id = recorder.run_id
+
+    def history(changes: Mapping[str, Any], key: str) -> np.ndarray:
+        other = copy.deepcopy(config)
+        for dotted, value in changes.items():
+            unflatten_set(other, dotted, value)
+        series = tracker.progress_history(config_hash(other), key)
+        if series is None:
+            wanted = " ".join(f"{k}={v}" for k, v in changes.items())
+            raise ConfigError(
+                f"no FINISHED run of this config with {wanted} to read '{key}' from; run that "
+                "config first (in a sweep, list it before this one)"
+            )
+        return series
+
+    try:
+        outcome = _drive(cfg, recorder, history, problem_name, algorithm_name)
+    except KeyboardInterrupt:
+        recorder.finish(RunStatus.killed, {f"{TAG}error": "interrupted"})
+        raise
+    except OptbenchError as exc:
+        summary.status, summary.error = RunStatus.failed, str(exc)
+        recorder.finish(RunStatus.failed, {f"{TAG}error": str(exc)[:5000]})
+        if reraise:
+            raise
+        return summary
+    except Exception as exc:
+        message = f"{type(exc).__name__}: {exc}"
+        summary.status, summary.error = RunStatus.failed, " ".join(message.split())[:500]
+        recorder.finish(
+            RunStatus.failed, {f"{TAG}error": message[:5000]}, traceback.format_exc()
+        )
+        return summary
+
+    summary.status = outcome.status
+    summary.stop_reason = outcome.stop_reason
+    summary.steps, summary.time_s, summary.metrics = outcome.steps, outcome.time_s, outcome.metrics
+    end_tags = {
+        f"{TAG}stop_reason": outcome.stop_reason,
+        f"{TAG}steps": str(outcome.steps),
+        **{f"problem.{k}": str(v)[:5000] for k, v in outcome.describe.items()},
+    }
+    recorder.finish(outcome.status, end_tags)
+    return summary
+
+
+def _drive(
+    cfg: DictConfig,
+    recorder: RunRecorder,
+    history: Any,
+    problem_name: str,
+    algorithm_name: str,
+) -> _Outcome:
+    budget = cfg.budget
+    if budget.max_steps < 0:
+        raise ConfigError(f"budget.max_steps: must be >= 0, got {budget.max_steps}")
+    if cfg.eval_every < 1:
+        raise ConfigError(f"eval_every: must be >= 1, got {cfg.eval_every}")
+    device = resolve_device(cfg.device.type.value)
+    dtype = resolve_dtype(cfg.device.dtype)
+    configure_torch(cfg.device.threads, cfg.device.deterministic)
+    seed_everything(cfg.seed)
+    problem = build(cfg.problem, Problem, "problem")
+    algorithm = build(cfg.algorithm, Algorithm, "algorithm")
+    check_compatible(problem, algorithm, problem_name, algorithm_name)
+    ctx = RunContext.create(
+        device, dtype, cfg.seed, budget.max_steps, paths.cache_dir(), history=history
+    )
+    started = time.perf_counter()
+    problem.setup(ctx)
+    setup_time = time.perf_counter() - started
+
+    target = budget.target
+    clock = 0.0
+    steps = 0
+    last_eval_step = -1
+    last: dict[str, float] = {}
+    solution: Any = None
+
+    def evaluate(step: int) -> dict[str, float]:
+        nonlocal last_eval_step, last
+        metrics = {k: float(v) for k, v in problem.evaluate(solution).items()}
+        metrics.update({f"oracle/{k}": float(v) for k, v in problem.counters.items()})
+        metrics["time_s"] = clock
+        recorder.evaluation(step, metrics)
+        recorder.flush()
+        last_eval_step, last = step, metrics
+        return metrics
+
+    def reached(metrics: Mapping[str, float]) -> bool:
+        if target is None or target.metric not in metrics:
+            return False
+        value = metrics[target.metric]
+        return value <= target.value if target.goal.value == "min" else value >= target.value
+
+    generator = algorithm.run(problem, ctx)
+    status, reason = RunStatus.finished, "max_steps"
+    ctx.synchronize()
+    tick = time.perf_counter()
+    try:
+        first = next(generator)
+    except StopIteration:
+        raise RuntimeError("the algorithm yielded no starting point") from None
+    ctx.synchronize()
+    clock += time.perf_counter() - tick
+    solution = first.solution
+    recorder.evaluation(0, {"setup_time_s": setup_time})
+    metrics = evaluate(0)
+    if not _finite(metrics):
+        status, reason = RunStatus.diverged, "non-finite metric at the starting point"
+    elif reached(metrics):
+        reason = "target"
+    else:
+        while True:
+            if steps >= budget.max_steps:
+                break
+            if budget.time_limit_s is not None and clock >= budget.time_limit_s:
+                status, reason = RunStatus.timed_out, "time_limit"
+                break
+            tick = time.perf_counter()
+            try:
+                progress = next(generator)
+            except StopIteration:
+                reason = "algorithm stopped"
+                break
+            ctx.synchronize()
+            clock += time.perf_counter() - tick
+            steps += 1
+            solution = progress.solution
+            recorder.progress(steps, clock, progress.metrics)
+            if not _finite(progress.metrics):
+                status, reason = RunStatus.diverged, "non-finite progress metric"
+                break
+            if progress.converged:
+                reason = "converged"
+                break
+            if steps % cfg.eval_every == 0:
+                metrics = evaluate(steps)
+                if not _finite(metrics):
+                    status, reason = RunStatus.diverged, "non-finite evaluation metric"
+                    break
+                if reached(metrics):
+                    reason = "target"
+                    break
+    generator.close()
+    if last_eval_step != steps:
+        try:
+            metrics = evaluate(steps)
+        except Exception:
+            if status is not RunStatus.diverged:
+                raise
+        if status is RunStatus.finished and not _finite(last):
+            status, reason = RunStatus.diverged, "non-finite evaluation metric"
+    return _Outcome(status, reason, steps, clock, last, problem.describe())
+
+
+def write_summary(summary: RunSummary, directory: Path) -> None:
+    """Leave the job's summary in its output dir, where the sweep's end callback reads it."""
+    (directory / SUMMARY_FILE).write_text(summary.to_json())
+
+
+SUMMARY_FILE = "optbench_summary.json"

@@ -1,0 +1,131 @@
+"""Structured configs: the types and defaults of the run-level keys (Hydra's ConfigStore).
+
+``configs/config.yaml`` puts ``optbench_schema`` first in its defaults list, so every composed
+config is validated against ``OptbenchConfig``: a wrong type or an unknown key is an error that
+names the key. ``problem`` and ``algorithm`` are free-form here; their schema is the typed
+``__init__`` signature of the class their ``_target_`` names (see ``optbench.platform.build``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, OmegaConf
+
+from optbench.platform import paths
+
+
+class Goal(Enum):
+    min = "min"
+    max = "max"
+
+
+class DeviceType(Enum):
+    cpu = "cpu"
+    cuda = "cuda"
+    auto = "auto"
+
+
+class TrackingBackend(Enum):
+    mlflow = "mlflow"
+    none = "none"
+
+
+@dataclass
+class TargetConfig:
+    """Stop the run (status finished, reason ``target``) once ``metric`` reaches ``value``."""
+
+    metric: str = MISSING
+    value: float = MISSING
+    goal: Goal = Goal.min
+
+
+@dataclass
+class BudgetConfig:
+    """The runner's stopping rules. ``time_limit_s`` counts algorithm time only."""
+
+    max_steps: int = 1000
+    time_limit_s: float | None = None
+    target: TargetConfig | None = None
+
+
+@dataclass
+class DeviceConfig:
+    type: DeviceType = DeviceType.cpu
+    dtype: str = "float64"
+    threads: int | None = None
+    deterministic: bool = True
+
+
+@dataclass
+class TrackingConfig:
+    """Where runs are logged. ``uri`` defaults to the embedded sqlite store under runs/."""
+
+    backend: TrackingBackend = TrackingBackend.mlflow
+    uri: str = "sqlite:///${optbench_runs:}/mlflow.db"
+    #: where artifacts go for a sqlite store (default: ``artifacts/`` beside the database).
+    artifact_root: str | None = None
+    #: per-step progress metrics are sent to MLflow at a stride keeping each key at most this
+    #: many points; the full per-step series is kept in the run's ``progress.csv`` artifact.
+    max_points_per_metric: int = 500
+
+
+@dataclass
+class PlotSpec:
+    """A report plot. ``kind=convergence``: ``metric`` against ``x`` (``step`` or ``time_s``)."""
+
+    kind: str = "convergence"
+    metric: str = MISSING
+    x: str = "step"
+    log_y: bool = True
+
+
+@dataclass
+class ReportSpec:
+    """How the runs of an experiment become a comparison table (see ``optbench.platform.report``).
+
+    One cell per (``rows``, ``columns``) value pair: the ``statistic`` (``final`` or ``best``
+    over the logged evaluations) of ``metric``, averaged over seeds at the values of the ``tune``
+    keys whose mean is best for that cell (e.g. the best peak learning rate per schedule).
+    """
+
+    metric: str = MISSING
+    goal: Goal = Goal.min
+    rows: list[str] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)
+    tune: list[str] = field(default_factory=list)
+    statistic: str = "final"
+    plots: list[PlotSpec] = field(default_factory=list)
+    #: write the report at the end of every multirun of the experiment.
+    auto: bool = True
+
+
+@dataclass
+class OptbenchConfig:
+    """The run-level keys of every optbench config."""
+
+    experiment_name: str = "default"
+    seed: int = 0
+    eval_every: int = 100
+    #: rerun a job even when a FINISHED run with the same config hash exists.
+    force: bool = False
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    problem: Any = MISSING
+    algorithm: Any = MISSING
+    report: ReportSpec | None = None
+
+
+def register() -> None:
+    """Register the schema and the ``optbench_root`` / ``optbench_runs`` resolvers (idempotent)."""
+    ConfigStore.instance().store(name="optbench_schema", node=OptbenchConfig)
+    for name, fn in (
+        ("optbench_root", lambda: str(paths.project_root())),
+        ("optbench_runs", lambda: str(paths.runs_dir())),
+    ):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)

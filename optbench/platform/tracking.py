@@ -1,0 +1,377 @@
+"""Tracking: where runs, their params, tags, metrics and artifacts are recorded.
+
+``Tracker`` is the null tracker (``tracking=none``): runs are executed and summarised but nothing
+is stored and nothing can be resumed. ``MlflowTracker`` (the default) records into MLflow:
+
+- one MLflow experiment per optbench experiment; one run per job, nested under a sweep's parent;
+- params: the resolved config flattened to dotted keys; tags under ``optbench.*`` (config hash,
+  git commit and dirty flag, seed, device, versions, status, error);
+- metrics sent with ``log_batch`` (one call per step is ~50x slower on sqlite); per-step progress
+  metrics decimated to at most ``max_points_per_metric`` points per key, the full per-step series
+  kept in the run's ``progress.csv`` artifact;
+- resume: a FINISHED run with the same config hash means the job is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+import pandas as pd
+
+from optbench.platform.errors import ConfigError, TrackingError
+
+log = logging.getLogger(__name__)
+
+TAG = "optbench."
+PARENT_RUN_ENV = "OPTBENCH_PARENT_RUN_ID"
+PROGRESS_ARTIFACT = "progress.csv"
+
+
+class RunStatus(StrEnum):
+    """Outcome of a run. Every status but ``failed``/``killed`` is a result (MLflow FINISHED)."""
+
+    finished = "finished"
+    diverged = "diverged"
+    timed_out = "timed_out"
+    failed = "failed"
+    killed = "killed"
+    skipped = "skipped"
+
+    @property
+    def mlflow_status(self) -> str:
+        return {"failed": "FAILED", "killed": "KILLED"}.get(self.value, "FINISHED")
+
+
+class RunRecorder:
+    """Records one run's metrics. This base keeps the per-step progress series in memory only."""
+
+    run_id: str | None = None
+
+    def __init__(self, stride: int = 1) -> None:
+        self.stride = max(1, stride)
+        self._progress: list[dict[str, float]] = []
+
+    def progress(self, step: int, time_s: float, metrics: dict[str, float]) -> None:
+        """One algorithm step's own metrics (kept for every step)."""
+        self._progress.append({"step": step, "time_s": time_s, **metrics})
+
+    def evaluation(self, step: int, metrics: dict[str, float]) -> None:
+        """An evaluation of the problem at ``step`` (always sent in full)."""
+
+    def flush(self) -> None:
+        """Send buffered metrics to the store."""
+
+    def progress_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self._progress)
+
+    def finish(
+        self, status: RunStatus, tags: dict[str, str], traceback_text: str | None = None
+    ) -> None:
+        """Flush, store the progress series (and traceback), set tags, end with ``status``."""
+
+
+class Tracker:
+    """The null tracker: nothing is stored, nothing is resumed."""
+
+    enabled = False
+    uri: str | None = None
+
+    def prepare(self) -> None:
+        """Create the store and the experiment (once, before any parallel job starts)."""
+
+    def find_finished(self, config_hash: str) -> str | None:
+        return None
+
+    def start_run(
+        self,
+        name: str,
+        params: dict[str, str],
+        tags: dict[str, str],
+        config_yaml: str,
+        parent_run_id: str | None,
+        stride: int,
+    ) -> RunRecorder:
+        return RunRecorder(stride)
+
+    def progress_history(self, config_hash: str, key: str) -> np.ndarray | None:
+        """The per-step series ``key`` of the finished run with this hash (None if no such run)."""
+        raise ConfigError("reading another run's history needs a tracking store (tracking=none)")
+
+    def open_sweep(self, sweep_hash: str, name: str, tags: dict[str, str]) -> str | None:
+        """The parent run of a sweep: reopened if this sweep ran before, else created."""
+        return None
+
+    def close_sweep(self, run_id: str | None, tags: dict[str, str], failed: bool) -> None:
+        """End a sweep's parent run."""
+
+    def latest_sweep(self) -> str | None:
+        return None
+
+    def log_artifacts(self, run_id: str | None, local_dir: Path, artifact_path: str) -> None:
+        """Attach the files under ``local_dir`` to run ``run_id``."""
+
+
+def make_tracker(tracking: Any, experiment_name: str) -> Tracker:
+    """The tracker a ``TrackingConfig`` (or its DictConfig) asks for."""
+    backend = getattr(tracking.backend, "value", tracking.backend)
+    if backend == "none":
+        return Tracker()
+    return MlflowTracker(
+        uri=str(tracking.uri),
+        experiment_name=experiment_name,
+        artifact_root=tracking.artifact_root,
+        max_points=int(tracking.max_points_per_metric),
+    )
+
+
+def progress_stride(max_steps: int, max_points: int) -> int:
+    """Send every ``stride``-th step's progress metrics so each key stays within ``max_points``."""
+    return max(1, math.ceil(max_steps / max(1, max_points)))
+
+
+class MlflowRunRecorder(RunRecorder):
+    def __init__(self, client: Any, run_id: str, stride: int) -> None:
+        super().__init__(stride)
+        self.client = client
+        self.run_id = run_id
+        self._buffer: list[Any] = []
+
+    def _add(self, step: int, metrics: dict[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self._buffer.extend(Metric(k, float(v), now, step) for k, v in metrics.items())
+        if len(self._buffer) >= 1000:
+            self.flush()
+
+    def progress(self, step: int, time_s: float, metrics: dict[str, float]) -> None:
+        super().progress(step, time_s, metrics)
+        if step % self.stride == 0:
+            self._add(step, {f"progress/{k}": v for k, v in metrics.items()})
+
+    def evaluation(self, step: int, metrics: dict[str, float]) -> None:
+        self._add(step, metrics)
+
+    def flush(self) -> None:
+        if self._buffer:
+            batch, self._buffer = self._buffer, []
+            self.client.log_batch(self.run_id, metrics=batch)
+
+    def finish(
+        self, status: RunStatus, tags: dict[str, str], traceback_text: str | None = None
+    ) -> None:
+        from mlflow.entities import RunTag
+
+        self.flush()
+        with tempfile.TemporaryDirectory() as tmp:
+            frame = self.progress_frame()
+            if len(frame):
+                frame.to_csv(Path(tmp) / PROGRESS_ARTIFACT, index=False)
+            if traceback_text:
+                (Path(tmp) / "traceback.txt").write_text(traceback_text)
+            if any(Path(tmp).iterdir()):
+                self.client.log_artifacts(self.run_id, tmp)
+        all_tags = {f"{TAG}status": status.value, **tags}
+        self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in all_tags.items()])
+        self.client.set_terminated(self.run_id, status.mlflow_status)
+
+
+class MlflowTracker(Tracker):
+    """Records into MLflow at ``uri`` (sqlite file, or an http tracking server)."""
+
+    enabled = True
+
+    def __init__(
+        self, uri: str, experiment_name: str, artifact_root: str | None, max_points: int
+    ) -> None:
+        self.uri = uri
+        self.experiment_name = experiment_name
+        self.max_points = max_points
+        self._artifact_root = artifact_root
+        self._client: Any = None
+        self._experiment_id: str | None = None
+
+    # -- store -----------------------------------------------------------------------------------
+    @property
+    def sqlite_path(self) -> Path | None:
+        if not self.uri.startswith("sqlite:"):
+            return None
+        path = urlparse(self.uri).path
+        return Path(path[1:] if path.startswith("//") else path)
+
+    def artifact_location(self) -> str | None:
+        if self._artifact_root:
+            return self._artifact_root
+        db = self.sqlite_path
+        return (db.parent / "artifacts").as_uri() if db is not None else None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from mlflow import MlflowClient
+
+            for name in ("alembic", "mlflow"):
+                logging.getLogger(name).setLevel(logging.WARNING)
+
+            db = self.sqlite_path
+            if db is not None:
+                if not db.is_absolute():
+                    raise ConfigError(f"tracking.uri: sqlite path must be absolute, got {self.uri}")
+                db.parent.mkdir(parents=True, exist_ok=True)
+            self._client = MlflowClient(tracking_uri=self.uri)
+        return self._client
+
+    @property
+    def experiment_id(self) -> str:
+        if self._experiment_id is None:
+            self.prepare()
+        assert self._experiment_id is not None
+        return self._experiment_id
+
+    def prepare(self) -> None:
+        try:
+            experiment = self.client.get_experiment_by_name(self.experiment_name)
+            if experiment is None:
+                self._experiment_id = self.client.create_experiment(
+                    self.experiment_name, artifact_location=self.artifact_location()
+                )
+            else:
+                if experiment.lifecycle_stage == "deleted":
+                    self.client.restore_experiment(experiment.experiment_id)
+                self._experiment_id = experiment.experiment_id
+        except ConfigError:
+            raise
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise TrackingError(f"tracking.uri={self.uri}: cannot open the store ({first})") from exc
+
+    # -- runs ------------------------------------------------------------------------------------
+    def _search(self, filter_string: str, max_results: int = 1) -> list[Any]:
+        return self.client.search_runs(
+            [self.experiment_id],
+            filter_string=filter_string,
+            max_results=max_results,
+            order_by=["attributes.start_time DESC"],
+        )
+
+    def find_finished(self, config_hash: str) -> str | None:
+        runs = self._search(
+            f"tags.`{TAG}config_hash` = '{config_hash}' and tags.`{TAG}role` = 'run' "
+            "and attributes.status = 'FINISHED'"
+        )
+        return runs[0].info.run_id if runs else None
+
+    def start_run(
+        self,
+        name: str,
+        params: dict[str, str],
+        tags: dict[str, str],
+        config_yaml: str,
+        parent_run_id: str | None,
+        stride: int,
+    ) -> RunRecorder:
+        from mlflow.entities import Param
+
+        all_tags = {f"{TAG}role": "run", **tags}
+        if parent_run_id:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        run = self.client.create_run(self.experiment_id, run_name=name[:250], tags=all_tags)
+        run_id = run.info.run_id
+        self.client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
+        self.client.log_text(run_id, config_yaml, "config.yaml")
+        return MlflowRunRecorder(self.client, run_id, stride)
+
+    def progress_history(self, config_hash: str, key: str) -> np.ndarray | None:
+        run_id = self.find_finished(config_hash)
+        if run_id is None:
+            return None
+        from mlflow.artifacts import download_artifacts
+
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                path = download_artifacts(
+                    run_id=run_id, artifact_path=PROGRESS_ARTIFACT, dst_path=tmp,
+                    tracking_uri=self.uri,
+                )
+            except Exception as exc:
+                raise TrackingError(f"run {run_id}: cannot read {PROGRESS_ARTIFACT} ({exc})") from exc
+            frame = pd.read_csv(path)
+        if key not in frame:
+            raise ConfigError(f"run {run_id} has no progress metric '{key}'")
+        return frame[key].to_numpy(dtype=float)
+
+    # -- sweeps ----------------------------------------------------------------------------------
+    def open_sweep(self, sweep_hash: str, name: str, tags: dict[str, str]) -> str | None:
+        runs = self._search(f"tags.`{TAG}sweep_hash` = '{sweep_hash}' and tags.`{TAG}role` = 'sweep'")
+        if runs:
+            run_id = runs[0].info.run_id
+            self.client.update_run(run_id, status="RUNNING")
+            log.info("resuming sweep %s (parent run %s)", name, run_id)
+            return run_id
+        all_tags = {f"{TAG}role": "sweep", f"{TAG}sweep_hash": sweep_hash, **tags}
+        return self.client.create_run(self.experiment_id, run_name=name[:250], tags=all_tags).info.run_id
+
+    def close_sweep(self, run_id: str | None, tags: dict[str, str], failed: bool) -> None:
+        if run_id is None:
+            return
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        self.client.set_terminated(run_id, "FAILED" if failed else "FINISHED")
+
+    def latest_sweep(self) -> str | None:
+        runs = self._search(f"tags.`{TAG}role` = 'sweep'")
+        return runs[0].info.run_id if runs else None
+
+    def log_artifacts(self, run_id: str | None, local_dir: Path, artifact_path: str) -> None:
+        if run_id is not None:
+            self.client.log_artifacts(run_id, str(local_dir), artifact_path)
+
+
+def environment_tags() -> dict[str, str]:
+    """Git commit and dirty flag of the project, and the versions of python/torch/optbench."""
+    return dict(_ENVIRONMENT or _collect_environment())
+
+
+_ENVIRONMENT: dict[str, str] = {}
+
+
+def _collect_environment() -> dict[str, str]:
+    import platform
+    import subprocess
+
+    import torch
+
+    import optbench
+    from optbench.platform.paths import project_root
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(
+                ["git", *args], cwd=project_root(), capture_output=True, text=True, timeout=10
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    _ENVIRONMENT.update(
+        {
+            f"{TAG}git_commit": commit or "unknown",
+            f"{TAG}git_dirty": "unknown" if status is None else str(bool(status)).lower(),
+            f"{TAG}version.python": platform.python_version(),
+            f"{TAG}version.torch": torch.__version__,
+            f"{TAG}version.optbench": optbench.__version__,
+            f"{TAG}host": platform.node(),
+        }
+    )
+    return _ENVIRONMENT
