@@ -27,11 +27,13 @@ from optbench.platform.tracking import PARENT_RUN_ENV, RunStatus, make_tracker
 log = logging.getLogger("optbench")
 
 _last_run: RunSummary | None = None
+_pending_error: OptbenchError | None = None
+_last_uri: str | None = None
 
 
-def run_job(cfg: DictConfig) -> RunSummary:
+def run_job(cfg: DictConfig) -> RunSummary | None:
     """The Hydra task: one job = one run (or a skip), summarised into the job's output dir."""
-    global _last_run
+    global _last_run, _pending_error
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
     choices = hc.runtime.choices
@@ -40,25 +42,31 @@ def run_job(cfg: DictConfig) -> RunSummary:
     name = f"{algorithm_name}@{problem_name}"
     if hc.job.override_dirname:
         name += f" {hc.job.override_dirname}"
+    global _last_uri
     tracker = make_tracker(cfg.tracking, cfg.experiment_name)
+    _last_uri = tracker.uri
     if not multirun:
         tracker.prepare()
-    summary = execute(
-        cfg,
-        tracker,
-        name=name,
-        problem_name=problem_name,
-        algorithm_name=algorithm_name,
-        parent_run_id=os.environ.get(PARENT_RUN_ENV) if multirun else None,
-        reraise=not multirun,
-    )
+    try:
+        summary = execute(
+            cfg,
+            tracker,
+            name=name,
+            problem_name=problem_name,
+            algorithm_name=algorithm_name,
+            parent_run_id=os.environ.get(PARENT_RUN_ENV) if multirun else None,
+            reraise=not multirun,
+        )
+    except OptbenchError as exc:  # single run: main() reports it once Hydra has returned
+        _pending_error = exc
+        return None
     write_summary(summary, Path(hc.runtime.output_dir))
     log.info(summary.line())
     _last_run = summary
     return summary
 
 
-def _print_run(summary: RunSummary, tracking_uri: str | None) -> None:
+def _print_run(summary: RunSummary) -> None:
     print(f"status: {summary.status.value} ({summary.stop_reason or summary.error})")
     if summary.status is not RunStatus.skipped:
         print(f"steps: {summary.steps}, algorithm time: {summary.time_s:.3f} s")
@@ -66,30 +74,30 @@ def _print_run(summary: RunSummary, tracking_uri: str | None) -> None:
             if not key.startswith("oracle/"):
                 print(f"  {key:24s} {value:.6g}")
     if summary.run_id:
-        print(f"mlflow run: {summary.run_id} in {tracking_uri}  (make ui to browse)")
+        print(f"mlflow run: {summary.run_id} in {_last_uri}  (make ui to browse)")
 
 
 def _one_line(exc: BaseException) -> str:
-    """A Hydra/OmegaConf error as one line naming the key or option at fault."""
+    """A Hydra/OmegaConf error as one line naming the override, key or option at fault."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
     parts: list[str] = []
-    seen: set[int] = set()
     current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        text = str(current).strip()
-        if text:
-            lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-            head = lines[0]
+    while isinstance(current, HydraException | OmegaConfBaseException):
+        lines = [ln.strip() for ln in str(current).splitlines() if ln.strip()]
+        if lines and "$VALUE" not in lines[0]:
+            head = lines[0].rstrip(".")
             key = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("full_key:")), "")
-            options = [ln for ln in text.splitlines() if ln.startswith("\t")]
-            if options:
-                head += " (available: " + ", ".join(o.strip() for o in options) + ")"
             if key and key not in head:
                 head = f"{key}: {head}"
-            if head not in parts:
-                parts.append(head)
+            if "Available options" in str(current):
+                listed = str(current).split("Available options", 1)[1].split("Config search path")[0]
+                options = [ln.strip() for ln in listed.splitlines()[1:] if ln.strip()]
+                head += f" (available: {', '.join(options)})"
+            parts.append(head)
         current = current.__cause__ or current.__context__
-    return re.sub(r"\s+", " ", "; ".join(parts))
+    return re.sub(r"\s+", " ", ": ".join(parts) or str(exc))
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -118,20 +126,22 @@ def _guard(entry: Any) -> Any:
 
 def main() -> None:
     """``optbench [overrides]`` / ``optbench -m [sweep overrides]``."""
+    global _last_run, _pending_error
     schema.register()
 
     @hydra.main(config_path=str(paths.config_dir()), config_name="config", version_base="1.3")
     def app(cfg: DictConfig) -> None:
         run_job(cfg)
 
-    global _last_run
-    _last_run = None
+    _last_run = _pending_error = None
+    sweep.last_outcome = None
     _guard(app)
+    if _pending_error is not None:
+        _fail(str(_pending_error), _pending_error.exit_code)
     if sweep.last_outcome is not None:
         sys.exit(1 if sweep.last_outcome.failed else 0)
     if _last_run is not None:
-        tracking_uri = None
-        _print_run(_last_run, tracking_uri)
+        _print_run(_last_run)
         sys.exit(1 if _last_run.status is RunStatus.failed else 0)
 
 

@@ -192,11 +192,12 @@ def _drive(
     problem_name: str,
     algorithm_name: str,
 ) -> _Outcome:
-    budget = cfg.budget
+    budget = OmegaConf.to_object(cfg.budget)  # plain values: DictConfig access is slow in loops
+    eval_every = int(cfg.eval_every)
     if budget.max_steps < 0:
         raise ConfigError(f"budget.max_steps: must be >= 0, got {budget.max_steps}")
-    if cfg.eval_every < 1:
-        raise ConfigError(f"eval_every: must be >= 1, got {cfg.eval_every}")
+    if eval_every < 1:
+        raise ConfigError(f"eval_every: must be >= 1, got {eval_every}")
     device = resolve_device(cfg.device.type.value)
     dtype = resolve_dtype(cfg.device.dtype)
     configure_torch(cfg.device.threads, cfg.device.deterministic)
@@ -224,7 +225,6 @@ def _drive(
         metrics.update({f"oracle/{k}": float(v) for k, v in problem.counters.items()})
         metrics["time_s"] = clock
         recorder.evaluation(step, metrics)
-        recorder.flush()
         last_eval_step, last = step, metrics
         return metrics
 
@@ -234,6 +234,7 @@ def _drive(
         value = metrics[target.metric]
         return value <= target.value if target.goal.value == "min" else value >= target.value
 
+    on_cuda = ctx.device.type == "cuda"
     generator = algorithm.run(problem, ctx)
     status, reason = RunStatus.finished, "max_steps"
     ctx.synchronize()
@@ -264,7 +265,8 @@ def _drive(
             except StopIteration:
                 reason = "algorithm stopped"
                 break
-            ctx.synchronize()
+            if on_cuda:
+                ctx.synchronize()
             clock += time.perf_counter() - tick
             steps += 1
             solution = progress.solution
@@ -275,7 +277,7 @@ def _drive(
             if progress.converged:
                 reason = "converged"
                 break
-            if steps % cfg.eval_every == 0:
+            if steps % eval_every == 0:
                 metrics = evaluate(steps)
                 if not _finite(metrics):
                     status, reason = RunStatus.diverged, "non-finite evaluation metric"

@@ -70,7 +70,7 @@ class TrackingConfig:
     artifact_root: str | None = None
     #: per-step progress metrics are sent to MLflow at a stride keeping each key at most this
     #: many points; the full per-step series is kept in the run's ``progress.csv`` artifact.
-    max_points_per_metric: int = 500
+    max_points_per_metric: int = 100
 
 
 @dataclass

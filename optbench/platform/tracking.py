@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import tempfile
 import time
 from enum import StrEnum
@@ -29,6 +30,9 @@ import pandas as pd
 from optbench.platform.errors import ConfigError, TrackingError
 
 log = logging.getLogger(__name__)
+
+# MLflow's artifact download progress bars would interleave with the run log.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 TAG = "optbench."
 PARENT_RUN_ENV = "OPTBENCH_PARENT_RUN_ID"
@@ -67,7 +71,7 @@ class RunRecorder:
         """An evaluation of the problem at ``step`` (always sent in full)."""
 
     def flush(self) -> None:
-        """Send buffered metrics to the store."""
+        """Send buffered metrics to the store (done by the recorder itself every few seconds)."""
 
     def progress_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self._progress)
@@ -138,18 +142,26 @@ def progress_stride(max_steps: int, max_points: int) -> int:
 
 
 class MlflowRunRecorder(RunRecorder):
+    #: buffered metrics are sent when this many are waiting or this many seconds have passed
+    FLUSH_POINTS = 1000
+    FLUSH_SECONDS = 5.0
+
     def __init__(self, client: Any, run_id: str, stride: int) -> None:
         super().__init__(stride)
         self.client = client
         self.run_id = run_id
         self._buffer: list[Any] = []
+        self._flushed_at = time.monotonic()
 
     def _add(self, step: int, metrics: dict[str, float]) -> None:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
         self._buffer.extend(Metric(k, float(v), now, step) for k, v in metrics.items())
-        if len(self._buffer) >= 1000:
+        if (
+            len(self._buffer) >= self.FLUSH_POINTS
+            or time.monotonic() - self._flushed_at >= self.FLUSH_SECONDS
+        ):
             self.flush()
 
     def progress(self, step: int, time_s: float, metrics: dict[str, float]) -> None:
@@ -161,6 +173,7 @@ class MlflowRunRecorder(RunRecorder):
         self._add(step, metrics)
 
     def flush(self) -> None:
+        self._flushed_at = time.monotonic()
         if self._buffer:
             batch, self._buffer = self._buffer, []
             self.client.log_batch(self.run_id, metrics=batch)
@@ -204,8 +217,8 @@ class MlflowTracker(Tracker):
     def sqlite_path(self) -> Path | None:
         if not self.uri.startswith("sqlite:"):
             return None
-        path = urlparse(self.uri).path
-        return Path(path[1:] if path.startswith("//") else path)
+        # sqlite:///relative/path.db and sqlite:////absolute/path.db (SQLAlchemy's convention)
+        return Path(urlparse(self.uri).path[1:])
 
     def artifact_location(self) -> str | None:
         if self._artifact_root:

@@ -1,0 +1,1 @@
+"""Performance benchmarks (``make bench``): ratios against baselines run in the same process."""

@@ -1,0 +1,267 @@
+"""Reports: the logged runs of an experiment as comparison tables and plots.
+
+1. ``load_runs``: every run of the experiment read back from the tracking store into a tidy
+   pandas frame, one row per run: config params (dotted keys, numbers coerced), final metrics
+   (``metrics.<name>``: the value at the last logged step), status tags. Failed and killed runs
+   are dropped; of runs with the same config hash the latest counts.
+2. ``aggregate``: the ``statistic`` of the report metric per configuration, over seeds: mean,
+   std, 95% t-interval half-width, n. A diverged run counts as the worst possible value, so a
+   configuration with one diverged seed is never chosen as the best.
+3. ``select``: per cell (``rows`` x ``columns``), the configuration of the ``tune`` keys with the
+   best mean. Config keys that vary across runs but are named nowhere in the spec are added to
+   the rows, so no two different configurations are ever averaged together.
+4. ``write_report``: Markdown, LaTeX, CSV and an HTML page (tables + embedded PNG plots) under
+   ``runs/reports/<experiment>/``, also logged as artifacts of the latest sweep parent run.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from optbench.platform import paths
+from optbench.platform.errors import ConfigError
+from optbench.platform.tracking import TAG, MlflowTracker, Tracker
+
+METRIC = "metrics."
+SEED = "seed"
+
+
+def _value(spec: Any, name: str) -> Any:
+    value = spec.get(name) if hasattr(spec, "get") else getattr(spec, name)
+    return getattr(value, "value", value)
+
+
+# -- 1. runs -> tidy frame ----------------------------------------------------------------------
+def load_runs(tracker: Tracker) -> pd.DataFrame:
+    """One row per finished run of the tracker's experiment (latest per config hash)."""
+    assert isinstance(tracker, MlflowTracker)
+    rows: list[dict[str, Any]] = []
+    token = None
+    while True:
+        page = tracker.client.search_runs(
+            [tracker.experiment_id],
+            filter_string=f"tags.`{TAG}role` = 'run'",
+            max_results=5000,
+            page_token=token,
+        )
+        for run in page:
+            row: dict[str, Any] = dict(run.data.params)
+            row.update({f"{METRIC}{k}": v for k, v in run.data.metrics.items()})
+            tags = run.data.tags
+            row.update(
+                run_id=run.info.run_id,
+                mlflow_status=run.info.status,
+                status=tags.get(f"{TAG}status", ""),
+                config_hash=tags.get(f"{TAG}config_hash", run.info.run_id),
+                start_time=run.info.start_time,
+            )
+            rows.append(row)
+        token = page.token
+        if not token:
+            break
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    frame = frame[frame["mlflow_status"] == "FINISHED"]
+    frame = frame.sort_values("start_time").drop_duplicates("config_hash", keep="last")
+    for column in frame.columns:
+        if column.startswith(METRIC) or column in ("start_time",):
+            continue
+        numeric = pd.to_numeric(frame[column], errors="coerce")
+        if numeric.notna().all():
+            frame[column] = numeric
+    return frame.reset_index(drop=True)
+
+
+def param_columns(frame: pd.DataFrame) -> list[str]:
+    meta = {"run_id", "mlflow_status", "status", "config_hash", "start_time"}
+    return [c for c in frame.columns if not c.startswith(METRIC) and c not in meta]
+
+
+# -- 2. aggregate over seeds --------------------------------------------------------------------
+def ci95(values: pd.Series) -> float:
+    """Half-width of the 95% Student-t interval of the mean (NaN for fewer than 2 values)."""
+    n = values.count()
+    if n < 2 or not np.isfinite(values).all():
+        return math.nan
+    return float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / math.sqrt(n))
+
+
+def aggregate(frame: pd.DataFrame, keys: list[str], value: str) -> pd.DataFrame:
+    """mean, std, ci95 and n of ``value`` per combination of ``keys``."""
+    grouped = frame.groupby(keys, dropna=False, sort=True)[value]
+    out = grouped.agg(mean="mean", std="std", n="count")
+    out["ci95"] = grouped.apply(ci95)
+    return out.reset_index()
+
+
+# -- 3. the comparison table --------------------------------------------------------------------
+@dataclass
+class Table:
+    """The best configuration per cell and its statistics, plus everything needed to show it."""
+
+    cells: pd.DataFrame  # rows + columns + tune keys + mean/std/ci95/n
+    all_configs: pd.DataFrame
+    rows: list[str]
+    columns: list[str]
+    tune: list[str]
+    metric: str
+    goal: str
+    notes: list[str] = field(default_factory=list)
+
+
+def _worst(goal: str) -> float:
+    return math.inf if goal == "min" else -math.inf
+
+
+def build_table(frame: pd.DataFrame, spec: Any) -> Table:
+    metric, goal = _value(spec, "metric"), _value(spec, "goal")
+    rows, columns, tune = list(spec.rows), list(spec.columns), list(spec.tune)
+    column = f"{METRIC}{metric}"
+    if frame.empty:
+        raise ConfigError("report: the experiment has no finished runs yet")
+    if column not in frame:
+        known = sorted(c[len(METRIC):] for c in frame.columns if c.startswith(METRIC))
+        raise ConfigError(f"report.metric: no run logged '{metric}' (logged: {', '.join(known)})")
+    params = param_columns(frame)
+    for key in rows + columns + tune:
+        if key not in params:
+            raise ConfigError(f"report: '{key}' is not a config key of the runs")
+    notes = []
+    named = set(rows + columns + tune + [SEED])
+    varying = [c for c in params if c not in named and frame[c].nunique(dropna=False) > 1]
+    if varying:
+        notes.append(f"config keys that vary but are not in the report spec, added to the rows: {', '.join(varying)}")
+        rows = rows + varying
+    data = frame.copy()
+    values = pd.to_numeric(data[column], errors="coerce")
+    bad = ~np.isfinite(values) | (data["status"] == "diverged")
+    data["value"] = values.where(~bad, _worst(goal))
+    keys = rows + columns + tune
+    all_configs = aggregate(data, keys, "value") if keys else aggregate(data.assign(_all=0), ["_all"], "value")
+    cell_keys = rows + columns
+    ranked = all_configs.sort_values("mean", ascending=(goal == "min"), kind="stable")
+    cells = ranked.groupby(cell_keys, dropna=False, sort=True).head(1) if cell_keys else ranked.head(1)
+    cells = cells.sort_values(cell_keys).reset_index(drop=True) if cell_keys else cells
+    return Table(cells, all_configs, rows, columns, tune, metric, goal, notes)
+
+
+def _fmt(mean: float, ci: float) -> str:
+    if not math.isfinite(mean):
+        return "diverged"
+    text = f"{mean:.3g}"
+    return text + (f" ± {ci:.2g}" if math.isfinite(ci) else "")
+
+
+def pivot(table: Table, bold: tuple[str, str]) -> pd.DataFrame:
+    """The cells as a rows x columns grid of ``mean ± ci`` strings, best per row in ``bold``."""
+    cells = table.cells.copy()
+    cells["text"] = [_fmt(m, c) for m, c in zip(cells["mean"], cells["ci95"], strict=True)]
+    if table.rows:
+        best = cells.groupby(table.rows, dropna=False)["mean"].transform(
+            "min" if table.goal == "min" else "max"
+        )
+        winner = (cells["mean"] == best) & np.isfinite(cells["mean"])
+        cells.loc[winner, "text"] = bold[0] + cells.loc[winner, "text"] + bold[1]
+    if table.rows and table.columns:
+        grid = cells.pivot_table(index=table.rows, columns=table.columns, values="text", aggfunc="first")
+    elif table.rows:
+        grid = cells.set_index(table.rows)[["text"]].rename(columns={"text": table.metric})
+    else:
+        grid = cells.set_index(table.columns)[["text"]].T if table.columns else cells[["text"]]
+    grid.columns.name = None
+    return grid
+
+
+# -- 4. files -----------------------------------------------------------------------------------
+@dataclass
+class ReportResult:
+    experiment: str
+    out_dir: Path
+    markdown: str
+    files: list[Path]
+    n_runs: int
+    parent_run_id: str | None
+    tracking_uri: str | None
+
+    def describe(self) -> str:
+        lines = [
+            f"report of '{self.experiment}' ({self.n_runs} runs):",
+            "",
+            self.markdown,
+            "",
+            f"report:  {self.out_dir / 'index.html'}",
+            f"tables:  {', '.join(p.name for p in self.files if p.suffix in ('.md', '.tex', '.csv'))}",
+            f"mlflow:  {self.tracking_uri}"
+            + (f" (parent run {self.parent_run_id})" if self.parent_run_id else ""),
+        ]
+        return "\n".join(lines)
+
+
+def write_report(spec: Any, tracker: Tracker, experiment: str, out_dir: Path | None = None) -> ReportResult:
+    """Build the experiment's tables and plots, write them, log them on the latest sweep run."""
+    from optbench.platform.plots import convergence_plot
+
+    frame = load_runs(tracker)
+    table = build_table(frame, spec)
+    out_dir = out_dir or paths.runs_dir() / "reports" / experiment
+    out_dir.mkdir(parents=True, exist_ok=True)
+    title = f"{_value(spec, 'statistic')} {table.metric} ({table.goal}imised"
+    title += f"; best {', '.join(table.tune)} per cell" if table.tune else ""
+    title += "; mean ± 95% CI over seeds)"
+
+    files = []
+    markdown = pivot(table, ("**", "**")).to_markdown()
+    for name, text in (
+        ("table.md", f"{title}\n\n{markdown}\n"),
+        ("table.tex", pivot(table, ("\\textbf{", "}")).to_latex(escape=False)),
+    ):
+        (out_dir / name).write_text(text)
+        files.append(out_dir / name)
+    for name, data in (("table.csv", table.cells), ("configs.csv", table.all_configs), ("runs.csv", frame)):
+        data.to_csv(out_dir / name, index=False)
+        files.append(out_dir / name)
+
+    images = []
+    for plot in spec.plots:
+        if _value(plot, "kind") != "convergence":
+            raise ConfigError(f"report.plots: unknown kind '{_value(plot, 'kind')}'")
+        path = out_dir / f"convergence_{plot.metric}_vs_{plot.x}.png".replace("/", "_")
+        convergence_plot(tracker, frame, table, plot, path)
+        images.append(path)
+        files.append(path)
+
+    html = _html(experiment, title, pivot(table, ("<b>", "</b>")), table, images)
+    (out_dir / "index.html").write_text(html)
+    files.append(out_dir / "index.html")
+    parent = tracker.latest_sweep()
+    tracker.log_artifacts(parent, out_dir, "report")
+    return ReportResult(experiment, out_dir, f"{title}\n\n{markdown}", files, len(frame), parent, tracker.uri)
+
+
+def _html(experiment: str, title: str, grid: pd.DataFrame, table: Table, images: list[Path]) -> str:
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>optbench report: {experiment}</title>",
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}</style></head><body>",
+        f"<h1>{experiment}</h1><p>{title}</p>",
+        grid.to_html(escape=False),
+    ]
+    parts += [f"<p><i>{note}</i></p>" for note in table.notes]
+    if table.tune:
+        chosen = table.cells[table.rows + table.columns + table.tune + ["n"]]
+        parts += ["<h2>Chosen configurations</h2>", chosen.to_html(index=False)]
+    for image in images:
+        data = base64.b64encode(image.read_bytes()).decode()
+        parts.append(f"<h2>{image.stem}</h2><img src='data:image/png;base64,{data}'>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
