@@ -27,7 +27,12 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
     """Print ``result`` and store it as JSON under runs/benchmarks/ (with machine facts)."""
     from optbench.platform.paths import runs_dir
 
-    result = {"benchmark": name, "cpus": os.cpu_count(), "python": platform.python_version(), **result}
+    result = {
+        "benchmark": name,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        **result,
+    }
     out = runs_dir() / "benchmarks" / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))

@@ -27,18 +27,20 @@ from benchmarks.common import compose, write_result
 PROBLEM = ["problem=least_squares", "algorithm=sgd", "algorithm.lr=0.05", "eval_every=1000"]
 
 
-def bare_run(cfg) -> None:  # noqa: ANN001
+def bare_run(cfg) -> None:
+    import torch
+
     from optbench.algorithms.base import Algorithm
     from optbench.platform.build import build
     from optbench.platform.context import RunContext
     from optbench.platform.paths import cache_dir
     from optbench.problems.base import Problem
 
-    import torch
-
     problem = build(cfg.problem, Problem, "problem")
     algorithm = build(cfg.algorithm, Algorithm, "algorithm")
-    ctx = RunContext.create(torch.device("cpu"), torch.float64, cfg.seed, cfg.budget.max_steps, cache_dir())
+    ctx = RunContext.create(
+        torch.device("cpu"), torch.float64, cfg.seed, cfg.budget.max_steps, cache_dir()
+    )
     problem.setup(ctx)
     steps = algorithm.run(problem, ctx)
     solution = next(steps).solution
@@ -71,8 +73,15 @@ def main() -> None:
     steps = max(100, int(args.seconds / per_step))
 
     configs = [
-        compose([*PROBLEM, f"budget.max_steps={steps}", f"seed={i}", f"tracking.uri={uri}",
-                 "experiment_name=bench"])
+        compose(
+            [
+                *PROBLEM,
+                f"budget.max_steps={steps}",
+                f"seed={i}",
+                f"tracking.uri={uri}",
+                "experiment_name=bench",
+            ]
+        )
         for i in range(args.runs)
     ]
     started = time.perf_counter()
@@ -95,8 +104,17 @@ def main() -> None:
     for label, sweep in (("one_job", "seed=0"), ("sweep", f"seed={seeds}")):
         started = time.perf_counter()
         subprocess.run(
-            [str(cli), "-m", *PROBLEM, "budget.max_steps=10", sweep, f"tracking.uri=sqlite:///{tmp}/cli.db"],
-            env=env, check=True, capture_output=True,
+            [
+                str(cli),
+                "-m",
+                *PROBLEM,
+                "budget.max_steps=10",
+                sweep,
+                f"tracking.uri=sqlite:///{tmp}/cli.db",
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
         )
         timings[label] = time.perf_counter() - started
     hydra_per_job = (timings["sweep"] - timings["one_job"]) / (args.runs - 1)

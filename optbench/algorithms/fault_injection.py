@@ -40,7 +40,10 @@ class FaultInjection(Algorithm):
         sleep_s: float = 0.0,
     ) -> None:
         self.lr, self.fail_at_step, self.nan_at_step, self.sleep_s = (
-            lr, fail_at_step, nan_at_step, sleep_s,
+            lr,
+            fail_at_step,
+            nan_at_step,
+            sleep_s,
         )
 
     def run(self, problem: FiniteSumProblem, ctx: RunContext) -> Iterator[Progress]:

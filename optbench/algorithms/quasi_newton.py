@@ -113,6 +113,7 @@ class Newton(Algorithm):
             loss, grad = problem.loss_grad(x)
             grad_norm = float(torch.linalg.vector_norm(grad))
             yield Progress(
-                x, {"loss": loss, "grad_norm": grad_norm, "step_size": t},
+                x,
+                {"loss": loss, "grad_norm": grad_norm, "step_size": t},
                 converged=grad_norm <= self.tol,
             )

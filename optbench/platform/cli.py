@@ -27,13 +27,20 @@ from optbench.platform.tracking import PARENT_RUN_ENV, RunStatus, make_tracker
 log = logging.getLogger("optbench")
 
 _last_run: RunSummary | None = None
-_pending_error: OptbenchError | None = None
 _last_uri: str | None = None
 
 
-def run_job(cfg: DictConfig) -> RunSummary | None:
+class _UserError(BaseException):
+    """Carries an ``OptbenchError`` out of a Hydra job untouched by Hydra's error printing."""
+
+    def __init__(self, error: OptbenchError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def run_job(cfg: DictConfig) -> RunSummary:
     """The Hydra task: one job = one run (or a skip), summarised into the job's output dir."""
-    global _last_run, _pending_error
+    global _last_run
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
     choices = hc.runtime.choices
@@ -43,11 +50,11 @@ def run_job(cfg: DictConfig) -> RunSummary | None:
     if hc.job.override_dirname:
         name += f" {hc.job.override_dirname}"
     global _last_uri
-    tracker = make_tracker(cfg.tracking, cfg.experiment_name)
-    _last_uri = tracker.uri
-    if not multirun:
-        tracker.prepare()
     try:
+        tracker = make_tracker(cfg.tracking, cfg.experiment_name)
+        _last_uri = tracker.uri
+        if not multirun:
+            tracker.prepare()
         summary = execute(
             cfg,
             tracker,
@@ -57,9 +64,9 @@ def run_job(cfg: DictConfig) -> RunSummary | None:
             parent_run_id=os.environ.get(PARENT_RUN_ENV) if multirun else None,
             reraise=not multirun,
         )
-    except OptbenchError as exc:  # single run: main() reports it once Hydra has returned
-        _pending_error = exc
-        return None
+    except OptbenchError as exc:
+        # A BaseException passes through Hydra's job wrapper, which would print its own line.
+        raise _UserError(exc) from None
     write_summary(summary, Path(hc.runtime.output_dir))
     log.info(summary.line())
     _last_run = summary
@@ -88,11 +95,15 @@ def _one_line(exc: BaseException) -> str:
         lines = [ln.strip() for ln in str(current).splitlines() if ln.strip()]
         if lines and "$VALUE" not in lines[0]:
             head = lines[0].rstrip(".")
-            key = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("full_key:")), "")
+            key = next(
+                (ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("full_key:")), ""
+            )
             if key and key not in head:
                 head = f"{key}: {head}"
             if "Available options" in str(current):
-                listed = str(current).split("Available options", 1)[1].split("Config search path")[0]
+                listed = (
+                    str(current).split("Available options", 1)[1].split("Config search path")[0]
+                )
                 options = [ln.strip() for ln in listed.splitlines()[1:] if ln.strip()]
                 head += f" (available: {', '.join(options)})"
             parts.append(head)
@@ -114,6 +125,10 @@ def _guard(entry: Any) -> Any:
     debug = os.environ.get("OPTBENCH_DEBUG") == "1"
     try:
         return entry()
+    except _UserError as exc:
+        if debug:
+            raise exc.error from None
+        _fail(str(exc.error), exc.error.exit_code)
     except OptbenchError as exc:
         if debug:
             raise
@@ -126,18 +141,16 @@ def _guard(entry: Any) -> Any:
 
 def main() -> None:
     """``optbench [overrides]`` / ``optbench -m [sweep overrides]``."""
-    global _last_run, _pending_error
+    global _last_run
     schema.register()
 
     @hydra.main(config_path=str(paths.config_dir()), config_name="config", version_base="1.3")
     def app(cfg: DictConfig) -> None:
         run_job(cfg)
 
-    _last_run = _pending_error = None
+    _last_run = None
     sweep.last_outcome = None
     _guard(app)
-    if _pending_error is not None:
-        _fail(str(_pending_error), _pending_error.exit_code)
     if sweep.last_outcome is not None:
         sys.exit(1 if sweep.last_outcome.failed else 0)
     if _last_run is not None:

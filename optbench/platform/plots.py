@@ -20,7 +20,9 @@ def _history(tracker: Tracker, run_id: str, key: str) -> pd.Series:
     return series.sort_index()
 
 
-def convergence_plot(tracker: Tracker, frame: pd.DataFrame, table: Table, plot: Any, path: Path) -> None:
+def convergence_plot(
+    tracker: Tracker, frame: pd.DataFrame, table: Table, plot: Any, path: Path
+) -> None:
     """``plot.metric`` against step or time for each chosen configuration: mean over seeds,
     shaded between the seeds' min and max; one panel per row of the table."""
     import matplotlib
@@ -29,7 +31,11 @@ def convergence_plot(tracker: Tracker, frame: pd.DataFrame, table: Table, plot: 
     import matplotlib.pyplot as plt
 
     keys = table.rows + table.columns + table.tune
-    panels = table.cells.groupby(table.rows, dropna=False, sort=True) if table.rows else [("all", table.cells)]
+    panels = (
+        table.cells.groupby(table.rows, dropna=False, sort=True)
+        if table.rows
+        else [("all", table.cells)]
+    )
     panels = list(panels)
     ncols = min(4, len(panels))
     nrows = math.ceil(len(panels) / ncols)
@@ -38,7 +44,9 @@ def convergence_plot(tracker: Tracker, frame: pd.DataFrame, table: Table, plot: 
         for _, cell in cells.iterrows():
             mask = np.ones(len(frame), dtype=bool)
             for key in keys:
-                mask &= (frame[key] == cell[key]).to_numpy() | (frame[key].isna() & pd.isna(cell[key])).to_numpy()
+                mask &= (frame[key] == cell[key]).to_numpy() | (
+                    frame[key].isna() & pd.isna(cell[key])
+                ).to_numpy()
             curves = []
             for run_id in frame.loc[mask, "run_id"]:
                 y = _history(tracker, run_id, plot.metric)
@@ -53,8 +61,14 @@ def convergence_plot(tracker: Tracker, frame: pd.DataFrame, table: Table, plot: 
                 joined = joined.clip(lower=1e-16)
             label = ", ".join(str(cell[c]) for c in table.columns) or "runs"
             line = ax.plot(joined.index, joined.mean(axis=1), label=label)[0]
-            ax.fill_between(joined.index, joined.min(axis=1), joined.max(axis=1),
-                            color=line.get_color(), alpha=0.2, linewidth=0)
+            ax.fill_between(
+                joined.index,
+                joined.min(axis=1),
+                joined.max(axis=1),
+                color=line.get_color(),
+                alpha=0.2,
+                linewidth=0,
+            )
         title = panel if not isinstance(panel, tuple) else ", ".join(map(str, panel))
         ax.set_title(str(title), fontsize=9)
         ax.set_xlabel(plot.x)
@@ -62,7 +76,7 @@ def convergence_plot(tracker: Tracker, frame: pd.DataFrame, table: Table, plot: 
         if plot.log_y:
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     if handles:

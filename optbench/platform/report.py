@@ -1,15 +1,16 @@
 """Reports: the logged runs of an experiment as comparison tables and plots.
 
 1. ``load_runs``: every run of the experiment read back from the tracking store into a tidy
-   pandas frame, one row per run: config params (dotted keys, numbers coerced), final metrics
-   (``metrics.<name>``: the value at the last logged step), status tags. Failed and killed runs
+   pandas frame, one row per run: config params (dotted keys, numbers coerced), the problem and
+   algorithm config names (``problem``, ``algorithm``), final metrics (``metrics.<name>``: the
+   value at the last logged step), status tags. Failed and killed runs
    are dropped; of runs with the same config hash the latest counts.
 2. ``aggregate``: the ``statistic`` of the report metric per configuration, over seeds: mean,
    std, 95% t-interval half-width, n. A diverged run counts as the worst possible value, so a
    configuration with one diverged seed is never chosen as the best.
-3. ``select``: per cell (``rows`` x ``columns``), the configuration of the ``tune`` keys with the
-   best mean. Config keys that vary across runs but are named nowhere in the spec are added to
-   the rows, so no two different configurations are ever averaged together.
+3. ``build_table``: per cell (``rows`` x ``columns``), the configuration of the ``tune`` keys
+   with the best mean. A config key that still differs between runs of one cell and seed is
+   added to the rows, so no two different configurations are ever averaged together.
 4. ``write_report``: Markdown, LaTeX, CSV and an HTML page (tables + embedded PNG plots) under
    ``runs/reports/<experiment>/``, also logged as artifacts of the latest sweep parent run.
 """
@@ -57,6 +58,8 @@ def load_runs(tracker: Tracker) -> pd.DataFrame:
             row.update({f"{METRIC}{k}": v for k, v in run.data.metrics.items()})
             tags = run.data.tags
             row.update(
+                problem=tags.get(f"{TAG}problem", ""),
+                algorithm=tags.get(f"{TAG}algorithm", ""),
                 run_id=run.info.run_id,
                 mlflow_status=run.info.status,
                 status=tags.get(f"{TAG}status", ""),
@@ -129,27 +132,40 @@ def build_table(frame: pd.DataFrame, spec: Any) -> Table:
     if frame.empty:
         raise ConfigError("report: the experiment has no finished runs yet")
     if column not in frame:
-        known = sorted(c[len(METRIC):] for c in frame.columns if c.startswith(METRIC))
+        known = sorted(c[len(METRIC) :] for c in frame.columns if c.startswith(METRIC))
         raise ConfigError(f"report.metric: no run logged '{metric}' (logged: {', '.join(known)})")
     params = param_columns(frame)
     for key in rows + columns + tune:
         if key not in params:
             raise ConfigError(f"report: '{key}' is not a config key of the runs")
     notes = []
-    named = set(rows + columns + tune + [SEED])
-    varying = [c for c in params if c not in named and frame[c].nunique(dropna=False) > 1]
+    named = rows + columns + tune + ([SEED] if SEED in params else [])
+    groups = frame.groupby(named, dropna=False) if named else None
+    varying = [
+        c
+        for c in params
+        if c not in named and groups is not None and groups[c].nunique(dropna=False).max() > 1
+    ]
     if varying:
-        notes.append(f"config keys that vary but are not in the report spec, added to the rows: {', '.join(varying)}")
+        notes.append(
+            "config keys that differ within a cell, added to the rows: " + ", ".join(varying)
+        )
         rows = rows + varying
     data = frame.copy()
     values = pd.to_numeric(data[column], errors="coerce")
     bad = ~np.isfinite(values) | (data["status"] == "diverged")
     data["value"] = values.where(~bad, _worst(goal))
     keys = rows + columns + tune
-    all_configs = aggregate(data, keys, "value") if keys else aggregate(data.assign(_all=0), ["_all"], "value")
+    all_configs = (
+        aggregate(data, keys, "value")
+        if keys
+        else aggregate(data.assign(_all=0), ["_all"], "value")
+    )
     cell_keys = rows + columns
     ranked = all_configs.sort_values("mean", ascending=(goal == "min"), kind="stable")
-    cells = ranked.groupby(cell_keys, dropna=False, sort=True).head(1) if cell_keys else ranked.head(1)
+    cells = (
+        ranked.groupby(cell_keys, dropna=False, sort=True).head(1) if cell_keys else ranked.head(1)
+    )
     cells = cells.sort_values(cell_keys).reset_index(drop=True) if cell_keys else cells
     return Table(cells, all_configs, rows, columns, tune, metric, goal, notes)
 
@@ -172,7 +188,9 @@ def pivot(table: Table, bold: tuple[str, str]) -> pd.DataFrame:
         winner = (cells["mean"] == best) & np.isfinite(cells["mean"])
         cells.loc[winner, "text"] = bold[0] + cells.loc[winner, "text"] + bold[1]
     if table.rows and table.columns:
-        grid = cells.pivot_table(index=table.rows, columns=table.columns, values="text", aggfunc="first")
+        grid = cells.pivot_table(
+            index=table.rows, columns=table.columns, values="text", aggfunc="first"
+        )
     elif table.rows:
         grid = cells.set_index(table.rows)[["text"]].rename(columns={"text": table.metric})
     else:
@@ -199,14 +217,17 @@ class ReportResult:
             self.markdown,
             "",
             f"report:  {self.out_dir / 'index.html'}",
-            f"tables:  {', '.join(p.name for p in self.files if p.suffix in ('.md', '.tex', '.csv'))}",
+            "tables:  "
+            + ", ".join(p.name for p in self.files if p.suffix in (".md", ".tex", ".csv")),
             f"mlflow:  {self.tracking_uri}"
             + (f" (parent run {self.parent_run_id})" if self.parent_run_id else ""),
         ]
         return "\n".join(lines)
 
 
-def write_report(spec: Any, tracker: Tracker, experiment: str, out_dir: Path | None = None) -> ReportResult:
+def write_report(
+    spec: Any, tracker: Tracker, experiment: str, out_dir: Path | None = None
+) -> ReportResult:
     """Build the experiment's tables and plots, write them, log them on the latest sweep run."""
     from optbench.platform.plots import convergence_plot
 
@@ -226,7 +247,11 @@ def write_report(spec: Any, tracker: Tracker, experiment: str, out_dir: Path | N
     ):
         (out_dir / name).write_text(text)
         files.append(out_dir / name)
-    for name, data in (("table.csv", table.cells), ("configs.csv", table.all_configs), ("runs.csv", frame)):
+    for name, data in (
+        ("table.csv", table.cells),
+        ("configs.csv", table.all_configs),
+        ("runs.csv", frame),
+    ):
         data.to_csv(out_dir / name, index=False)
         files.append(out_dir / name)
 
@@ -244,7 +269,9 @@ def write_report(spec: Any, tracker: Tracker, experiment: str, out_dir: Path | N
     files.append(out_dir / "index.html")
     parent = tracker.latest_sweep()
     tracker.log_artifacts(parent, out_dir, "report")
-    return ReportResult(experiment, out_dir, f"{title}\n\n{markdown}", files, len(frame), parent, tracker.uri)
+    return ReportResult(
+        experiment, out_dir, f"{title}\n\n{markdown}", files, len(frame), parent, tracker.uri
+    )
 
 
 def _html(experiment: str, title: str, grid: pd.DataFrame, table: Table, images: list[Path]) -> str:

@@ -168,9 +168,7 @@ def execute(
     except Exception as exc:
         message = f"{type(exc).__name__}: {exc}"
         summary.status, summary.error = RunStatus.failed, " ".join(message.split())[:500]
-        recorder.finish(
-            RunStatus.failed, {f"{TAG}error": message[:5000]}, traceback.format_exc()
-        )
+        recorder.finish(RunStatus.failed, {f"{TAG}error": message[:5000]}, traceback.format_exc())
         return summary
 
     summary.status = outcome.status
@@ -212,7 +210,11 @@ def _drive(
     problem.setup(ctx)
     setup_time = time.perf_counter() - started
 
-    target = budget.target
+    target = budget.target if budget.target.metric is not None else None
+    if target is not None and target.value is None:
+        raise ConfigError(
+            f"budget.target.value: required with budget.target.metric={target.metric}"
+        )
     clock = 0.0
     steps = 0
     last_eval_step = -1
@@ -229,7 +231,7 @@ def _drive(
         return metrics
 
     def reached(metrics: Mapping[str, float]) -> bool:
-        if target is None or target.metric not in metrics:
+        if target is None or target.metric not in metrics or target.value is None:
             return False
         value = metrics[target.metric]
         return value <= target.value if target.goal.value == "min" else value >= target.value

@@ -36,10 +36,11 @@ class TrackingBackend(Enum):
 
 @dataclass
 class TargetConfig:
-    """Stop the run (status finished, reason ``target``) once ``metric`` reaches ``value``."""
+    """Stop the run (status finished, reason ``target``) once ``metric`` reaches ``value``
+    (at or below it for ``goal=min``). No ``metric``: no target."""
 
-    metric: str = MISSING
-    value: float = MISSING
+    metric: str | None = None
+    value: float | None = None
     goal: Goal = Goal.min
 
 
@@ -49,7 +50,7 @@ class BudgetConfig:
 
     max_steps: int = 1000
     time_limit_s: float | None = None
-    target: TargetConfig | None = None
+    target: TargetConfig = field(default_factory=TargetConfig)
 
 
 @dataclass

@@ -264,7 +264,9 @@ class MlflowTracker(Tracker):
             raise
         except Exception as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise TrackingError(f"tracking.uri={self.uri}: cannot open the store ({first})") from exc
+            raise TrackingError(
+                f"tracking.uri={self.uri}: cannot open the store ({first})"
+            ) from exc
 
     # -- runs ------------------------------------------------------------------------------------
     def _search(self, filter_string: str, max_results: int = 1) -> list[Any]:
@@ -311,11 +313,15 @@ class MlflowTracker(Tracker):
         with tempfile.TemporaryDirectory() as tmp:
             try:
                 path = download_artifacts(
-                    run_id=run_id, artifact_path=PROGRESS_ARTIFACT, dst_path=tmp,
+                    run_id=run_id,
+                    artifact_path=PROGRESS_ARTIFACT,
+                    dst_path=tmp,
                     tracking_uri=self.uri,
                 )
             except Exception as exc:
-                raise TrackingError(f"run {run_id}: cannot read {PROGRESS_ARTIFACT} ({exc})") from exc
+                raise TrackingError(
+                    f"run {run_id}: cannot read {PROGRESS_ARTIFACT} ({exc})"
+                ) from exc
             frame = pd.read_csv(path)
         if key not in frame:
             raise ConfigError(f"run {run_id} has no progress metric '{key}'")
@@ -323,14 +329,18 @@ class MlflowTracker(Tracker):
 
     # -- sweeps ----------------------------------------------------------------------------------
     def open_sweep(self, sweep_hash: str, name: str, tags: dict[str, str]) -> str | None:
-        runs = self._search(f"tags.`{TAG}sweep_hash` = '{sweep_hash}' and tags.`{TAG}role` = 'sweep'")
+        runs = self._search(
+            f"tags.`{TAG}sweep_hash` = '{sweep_hash}' and tags.`{TAG}role` = 'sweep'"
+        )
         if runs:
             run_id = runs[0].info.run_id
             self.client.update_run(run_id, status="RUNNING")
             log.info("resuming sweep %s (parent run %s)", name, run_id)
             return run_id
         all_tags = {f"{TAG}role": "sweep", f"{TAG}sweep_hash": sweep_hash, **tags}
-        return self.client.create_run(self.experiment_id, run_name=name[:250], tags=all_tags).info.run_id
+        return self.client.create_run(
+            self.experiment_id, run_name=name[:250], tags=all_tags
+        ).info.run_id
 
     def close_sweep(self, run_id: str | None, tags: dict[str, str], failed: bool) -> None:
         if run_id is None:

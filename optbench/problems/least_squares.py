@@ -61,13 +61,19 @@ class LeastSquares(FiniteSumProblem):
         self._count("loss", batch)
         return self._loss(x, *self._rows(batch))
 
-    def loss_grad(self, x: torch.Tensor, batch: torch.Tensor | None = None) -> tuple[float, torch.Tensor]:
+    def loss_grad(
+        self, x: torch.Tensor, batch: torch.Tensor | None = None
+    ) -> tuple[float, torch.Tensor]:
         self._count("grad", batch)
         A, b = self._rows(batch)
         r = A @ x - b
-        return float(0.5 * (r @ r) / len(b) + 0.5 * self.l2 * (x @ x)), A.T @ r / len(b) + self.l2 * x
+        return float(0.5 * (r @ r) / len(b) + 0.5 * self.l2 * (x @ x)), A.T @ r / len(
+            b
+        ) + self.l2 * x
 
-    def hvp(self, x: torch.Tensor, v: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
+    def hvp(
+        self, x: torch.Tensor, v: torch.Tensor, batch: torch.Tensor | None = None
+    ) -> torch.Tensor:
         self._count("hvp", batch)
         A, _ = self._rows(batch)
         return A.T @ (A @ v) / len(A) + self.l2 * v

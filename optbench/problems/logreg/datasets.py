@@ -136,8 +136,11 @@ def _parse(path: Path, n_features: int | None) -> tuple[np.ndarray, np.ndarray, 
     return dense, y, _sha256(path)
 
 
-def load(path: Path, n_features: int | None, classes: tuple[float, float] | None = None,
-         ) -> tuple[LabelledData, tuple[float, float]]:
+def load(
+    path: Path,
+    n_features: int | None,
+    classes: tuple[float, float] | None = None,
+) -> tuple[LabelledData, tuple[float, float]]:
     """Parse ``path`` and map its two labels to -1/+1 (the smaller to -1).
 
     ``classes`` fixes the mapping (a test file must use the training file's labels).
@@ -149,6 +152,8 @@ def load(path: Path, n_features: int | None, classes: tuple[float, float] | None
             raise DataError(f"{path}: binary classification needs 2 labels, found {list(found)}")
         classes = (found[0], found[1])
     elif not set(found) <= set(classes):
-        raise DataError(f"{path}: labels {list(found)} are not among the training labels {list(classes)}")
+        raise DataError(
+            f"{path}: labels {list(found)} are not among the training labels {list(classes)}"
+        )
     signs = np.where(y == classes[1], 1.0, -1.0)
     return LabelledData(X, signs, path, sha), classes

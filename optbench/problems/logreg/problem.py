@@ -105,11 +105,15 @@ class LogisticRegression(FiniteSumProblem):
     def _rows(self, batch: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         return (self.X, self.y) if batch is None else (self.X[batch], self.y[batch])
 
-    def _loss(self, w: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _loss(
+        self, w: torch.Tensor, X: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         z = y * (X @ w)
         return F.softplus(-z).mean() + 0.5 * self.l2 * (w @ w), z
 
-    def _loss_grad(self, w: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> tuple[float, torch.Tensor]:
+    def _loss_grad(
+        self, w: torch.Tensor, X: torch.Tensor, y: torch.Tensor
+    ) -> tuple[float, torch.Tensor]:
         loss, z = self._loss(w, X, y)
         grad = -(X.T @ (y * torch.sigmoid(-z))) / len(y) + self.l2 * w
         return float(loss), grad
@@ -118,11 +122,15 @@ class LogisticRegression(FiniteSumProblem):
         self._count("loss", batch)
         return float(self._loss(x, *self._rows(batch))[0])
 
-    def loss_grad(self, x: torch.Tensor, batch: torch.Tensor | None = None) -> tuple[float, torch.Tensor]:
+    def loss_grad(
+        self, x: torch.Tensor, batch: torch.Tensor | None = None
+    ) -> tuple[float, torch.Tensor]:
         self._count("grad", batch)
         return self._loss_grad(x, *self._rows(batch))
 
-    def hvp(self, x: torch.Tensor, v: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
+    def hvp(
+        self, x: torch.Tensor, v: torch.Tensor, batch: torch.Tensor | None = None
+    ) -> torch.Tensor:
         self._count("hvp", batch)
         X, y = self._rows(batch)
         s = torch.sigmoid(y * (X @ x))

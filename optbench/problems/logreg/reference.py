@@ -21,7 +21,9 @@ from scipy.optimize import minimize
 from scipy.special import expit
 
 
-def logistic_objective(w: np.ndarray, X: np.ndarray, y: np.ndarray, l2: float) -> tuple[float, np.ndarray]:
+def logistic_objective(
+    w: np.ndarray, X: np.ndarray, y: np.ndarray, l2: float
+) -> tuple[float, np.ndarray]:
     z = y * (X @ w)
     loss = float(np.mean(np.logaddexp(0.0, -z)) + 0.5 * l2 * (w @ w))
     grad = -(X.T @ (y * expit(-z))) / len(y) + l2 * w
@@ -64,7 +66,9 @@ def solve(X: np.ndarray, y: np.ndarray, l2: float, tol: float) -> dict[str, Any]
     }
 
 
-def cached_solve(cache_dir: Path, key: str, X: np.ndarray, y: np.ndarray, l2: float, tol: float) -> dict[str, Any]:
+def cached_solve(
+    cache_dir: Path, key: str, X: np.ndarray, y: np.ndarray, l2: float, tol: float
+) -> dict[str, Any]:
     """``solve`` once per ``key``; the JSON result is written atomically under ``cache_dir``."""
     folder = cache_dir / "logreg_fstar"
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,173 @@
+"""End to end through the real ``optbench`` and ``optbench-report`` programs."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from scipy import stats
+
+from tests.conftest import ROOT, cli
+
+SEARCH = f"hydra.searchpath=[file://{ROOT}/tests/configs]"
+
+
+def experiment_runs(store: str, name: str) -> list:
+    client = MlflowClient(store)
+    experiment = client.get_experiment_by_name(name)
+    return client.search_runs([experiment.experiment_id], max_results=1000)
+
+
+def test_sweep_nests_resumes_and_reports(
+    cli_env: dict[str, str], store: str, runs_dir: Path
+) -> None:
+    args = ["-m", "experiment=test_grid", SEARCH, f"tracking.uri={store}"]
+    first = cli(*args, env=cli_env)
+    assert first.returncode == 0, first.stderr
+    assert "8 jobs" in first.stdout and "8 finished" in first.stdout
+
+    runs = experiment_runs(store, "test_grid")
+    parents = [r for r in runs if r.data.tags.get("optbench.role") == "sweep"]
+    children = [r for r in runs if r.data.tags.get("optbench.role") == "run"]
+    assert len(parents) == 1 and len(children) == 8
+    parent = parents[0].info.run_id
+    assert all(r.data.tags["mlflow.parentRunId"] == parent for r in children)
+    assert all(r.info.status == "FINISHED" for r in runs)
+    assert len({r.data.tags["optbench.config_hash"] for r in children}) == 8
+    child = children[0].data
+    assert child.params["budget.max_steps"] == "30" and "problem.condition" in child.params
+    for tag in ("git_commit", "git_dirty", "seed", "device", "version.torch", "version.python"):
+        assert f"optbench.{tag}" in child.tags
+
+    again = cli(*args, env=cli_env)
+    assert again.returncode == 0, again.stderr
+    assert "8 skipped" in again.stdout
+    assert len(experiment_runs(store, "test_grid")) == 9  # nothing new, same parent reopened
+
+    # the report, checked against the runs' own final metrics
+    report_dir = runs_dir / "reports" / "test_grid"
+    table = pd.read_csv(report_dir / "table.csv")
+    assert len(table) == 4 and set(table["n"]) == {2}
+    for _, cell in table.iterrows():
+        gaps = [
+            r.data.metrics["gap"]
+            for r in children
+            if r.data.tags["optbench.algorithm"] == cell["algorithm"]
+            and float(r.data.params["problem.condition"]) == cell["problem.condition"]
+        ]
+        assert cell["mean"] == pytest.approx(np.mean(gaps), rel=1e-12)
+        half = stats.t.ppf(0.975, 1) * np.std(gaps, ddof=1) / math.sqrt(2)
+        assert cell["ci95"] == pytest.approx(half, rel=1e-9)
+    markdown = (report_dir / "table.md").read_text()
+    assert "| adam" in markdown.replace("|:", "| ") or "adam" in markdown
+    assert (report_dir / "convergence_gap_vs_step.png").stat().st_size > 1000
+    html = (report_dir / "index.html").read_text()
+    assert "data:image/png;base64" in html
+    artifacts = [a.path for a in MlflowClient(store).list_artifacts(parent, "report")]
+    assert "report/table.csv" in artifacts and "report/index.html" in artifacts
+
+    # the report command alone gives the same table
+    report = cli(
+        "experiment=test_grid",
+        SEARCH,
+        f"tracking.uri={store}",
+        env=cli_env,
+        program="optbench-report",
+    )
+    assert report.returncode == 0, report.stderr
+    assert pd.read_csv(report_dir / "table.csv").equals(table)
+
+
+def test_failures_are_recorded_and_the_sweep_goes_on(cli_env: dict[str, str], store: str) -> None:
+    result = cli(
+        "-m",
+        "problem=least_squares",
+        "algorithm=fault_injection",
+        "budget.max_steps=20",
+        "algorithm.fail_at_step=null,3",
+        "algorithm.nan_at_step=null,2",
+        "experiment_name=faults",
+        f"tracking.uri={store}",
+        env=cli_env,
+    )
+    assert result.returncode == 1
+    assert "4 jobs" in result.stdout
+    assert (
+        "1 failed" in result.stdout
+        and "2 diverged" in result.stdout
+        and "1 finished" in result.stdout
+    )
+    assert "InjectedFault: injected failure at step 3" in result.stdout
+    runs = [r for r in experiment_runs(store, "faults") if r.data.tags["optbench.role"] == "run"]
+    statuses = sorted(r.data.tags["optbench.status"] for r in runs)
+    assert statuses == ["diverged", "diverged", "failed", "finished"]
+    failed = next(r for r in runs if r.data.tags["optbench.status"] == "failed")
+    assert failed.info.status == "FAILED" and "InjectedFault" in failed.data.tags["optbench.error"]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["algorithm=nope"], "algorithm/nope"),
+        (["seed=abc"], "seed"),
+        (["no_such_key=1"], "no_such_key"),
+        (["algorithm.lr=abc"], "algorithm.lr"),
+        (["algorithm.typo=1"], "algorithm.typo"),
+        (["problem.dataset=/no/such/file.svm"], "/no/such/file.svm"),
+        (["problem.dataset=BAD"], "line 2"),
+        (["device=cuda"], "device.type=cuda"),
+        (
+            ["problem=nlp_stub", SEARCH],
+            "algorithm 'sgd' solves 'finite_sum' problems; 'nlp_stub' is 'nlp'",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    args: list[str], needle: str, cli_env: dict[str, str], tmp_path: Path, store: str
+) -> None:
+    import torch
+
+    if "device=cuda" in args and torch.cuda.is_available():
+        pytest.skip("CUDA is present")
+    bad = tmp_path / "bad.svm"
+    bad.write_text("+1 1:0.5\n-1 0:1\n")
+    args = [a.replace("BAD", str(bad)) for a in args]
+    env = {**cli_env, "PYTHONPATH": str(ROOT)}
+    result = cli(*args, "budget.max_steps=3", f"tracking.uri={store}", env=env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert needle in lines[0]
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_logreg_schedules_experiment_smoke(
+    cli_env: dict[str, str], store: str, runs_dir: Path
+) -> None:
+    """The paper preset at toy size: every schedule runs, refined after the run it reads."""
+    result = cli(
+        "-m",
+        "experiment=logreg_schedules",
+        "problem.dataset=heart_scale",
+        "algorithm.lr=1.0",
+        "seed=0",
+        "budget.max_steps=40",
+        "eval_every=20",
+        f"tracking.uri={store}",
+        env=cli_env,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "5 finished" in result.stdout
+    table = pd.read_csv(runs_dir / "reports" / "logreg_schedules" / "table.csv")
+    assert sorted(table["algorithm.schedule"]) == [
+        "constant",
+        "cosine",
+        "linear_decay",
+        "refined",
+        "step",
+    ]
+    assert (table["mean"] > 0).all() and (table["mean"] < 1).all()

@@ -1,0 +1,83 @@
+"""Report tables: tuned selection, seed statistics, divergence handling, and unnoticed keys."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+from scipy import stats
+
+from optbench.platform.report import build_table, pivot
+
+SPEC = OmegaConf.create(
+    {
+        "metric": "gap",
+        "goal": "min",
+        "rows": ["problem.dataset"],
+        "columns": ["algorithm.schedule"],
+        "tune": ["algorithm.lr"],
+        "statistic": "final",
+        "plots": [],
+    }
+)
+
+
+def frame(extra: dict[str, list[object]] | None = None) -> pd.DataFrame:
+    rows = []
+
+    def add(schedule: str, lr: float, gaps: list[float], statuses: list[str] | None = None) -> None:
+        for seed, gap in enumerate(gaps):
+            status = statuses[seed] if statuses else "finished"
+            rows.append(
+                {
+                    "problem.dataset": "A",
+                    "algorithm.schedule": schedule,
+                    "algorithm.lr": lr,
+                    "seed": seed,
+                    "metrics.gap": gap,
+                    "status": status,
+                }
+            )
+
+    add("s1", 0.1, [1.0, 2.0, 3.0])
+    add("s1", 1.0, [0.5, 0.7, 0.9])
+    add("s2", 0.1, [0.3, 0.3, 0.3])
+    add("s2", 1.0, [0.01, math.nan, 0.01], ["finished", "diverged", "finished"])
+    data = pd.DataFrame(rows)
+    for key, values in (extra or {}).items():
+        data[key] = values
+    data["run_id"] = [f"r{i}" for i in range(len(data))]
+    data["mlflow_status"] = "FINISHED"
+    data["config_hash"] = data["run_id"]
+    data["start_time"] = range(len(data))
+    return data
+
+
+def test_best_learning_rate_per_cell_with_t_interval() -> None:
+    table = build_table(frame(), SPEC)
+    cells = table.cells.set_index("algorithm.schedule")
+    assert cells.loc["s1", "algorithm.lr"] == 1.0
+    assert cells.loc["s1", "mean"] == pytest.approx(0.7)
+    half = stats.t.ppf(0.975, 2) * np.std([0.5, 0.7, 0.9], ddof=1) / math.sqrt(3)
+    assert cells.loc["s1", "ci95"] == pytest.approx(half)
+    # lr=1.0 has a diverged seed: never chosen although its finite seeds are better
+    assert cells.loc["s2", "algorithm.lr"] == 0.1
+    assert cells.loc["s2", "mean"] == pytest.approx(0.3) and cells.loc["s2", "n"] == 3
+    grid = pivot(table, ("**", "**"))
+    assert grid.loc["A", "s2"].startswith("**0.3") and not grid.loc["A", "s1"].startswith("**")
+
+
+def test_key_that_separates_runs_of_one_cell_is_added_to_rows() -> None:
+    small, large = (
+        frame({"algorithm.batch_size": [8] * 12}),
+        frame({"algorithm.batch_size": [16] * 12}),
+    )
+    large["config_hash"] = large["run_id"] = [f"q{i}" for i in range(12)]
+    table = build_table(pd.concat([small, large], ignore_index=True), SPEC)
+    assert "algorithm.batch_size" in table.rows and table.notes
+    # a key that only differs between cells (not within one) is left alone
+    same = frame({"algorithm.momentum": [0.0] * 6 + [0.9] * 6})
+    assert "algorithm.momentum" not in build_table(same, SPEC).rows

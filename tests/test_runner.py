@@ -1,0 +1,147 @@
+"""The runner in process: budgets, evaluation cadence, statuses, resume, reproducibility, and the
+refined schedule reading another run's history."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from mlflow.artifacts import download_artifacts
+
+from optbench.algorithms.schedules import make_schedule
+from optbench.platform.errors import ConfigError
+from optbench.platform.runner import RunSummary, execute
+from optbench.platform.tracking import RunStatus, make_tracker
+from tests.conftest import compose
+
+
+def run(store: str, *overrides: str, reraise: bool = False) -> RunSummary:
+    cfg = compose([f"tracking.uri={store}", "experiment_name=test", *overrides])
+    tracker = make_tracker(cfg.tracking, cfg.experiment_name)
+    tracker.prepare()
+    return execute(cfg, tracker, name="test", problem_name="p", algorithm_name="a", reraise=reraise)
+
+
+def history(store: str, run_id: str, key: str) -> dict[int, float]:
+    return {m.step: m.value for m in MlflowClient(store).get_metric_history(run_id, key)}
+
+
+def test_newton_solves_least_squares_to_its_closed_form_optimum(runs_dir: Path, store: str) -> None:
+    s = run(store, "problem=least_squares", "problem.condition=100", "algorithm=newton")
+    assert s.status is RunStatus.finished and s.stop_reason == "converged"
+    assert s.steps <= 3
+    assert abs(s.metrics["gap"]) < 1e-12 and s.metrics["dist"] < 1e-8
+
+
+def test_lbfgs_reaches_the_reference_optimum_of_logistic_regression(
+    runs_dir: Path, store: str
+) -> None:
+    s = run(
+        store,
+        "problem.dataset=heart_scale",
+        "algorithm=lbfgs",
+        "budget.max_steps=200",
+        "algorithm.tolerance_grad=1e-8",
+        "eval_every=10",
+    )
+    assert s.stop_reason == "converged"
+    assert 0 <= s.metrics["gap"] < 1e-12
+    assert s.metrics["grad_norm"] < 1e-8
+
+
+def test_evaluation_cadence_and_progress_history(runs_dir: Path, store: str) -> None:
+    s = run(store, "problem=least_squares", "budget.max_steps=20", "eval_every=7")
+    assert sorted(history(store, s.run_id, "gap")) == [0, 7, 14, 20]
+    times = history(store, s.run_id, "time_s")
+    assert list(times.values()) == sorted(times.values())
+    progress = pd.read_csv(
+        download_artifacts(run_id=s.run_id, artifact_path="progress.csv", tracking_uri=store)
+    )
+    assert list(progress["step"]) == list(range(1, 21))
+    assert {"loss", "grad_norm", "lr"} <= set(progress.columns)
+    counts = history(store, s.run_id, "oracle/samples")
+    assert counts[20] == 20 * 32  # 20 minibatches of 32 samples
+
+
+def test_failure_divergence_timeout_and_target(runs_dir: Path, store: str) -> None:
+    base = ["problem=least_squares", "algorithm=fault_injection", "budget.max_steps=50"]
+    failed = run(store, *base, "algorithm.fail_at_step=3")
+    assert failed.status is RunStatus.failed and "InjectedFault" in failed.error
+    client = MlflowClient(store)
+    assert client.get_run(failed.run_id).info.status == "FAILED"
+    trace = Path(
+        download_artifacts(run_id=failed.run_id, artifact_path="traceback.txt", tracking_uri=store)
+    ).read_text()
+    assert "injected failure at step 3" in trace
+
+    diverged = run(store, *base, "algorithm.nan_at_step=2")
+    assert diverged.status is RunStatus.diverged and diverged.steps == 2
+    assert client.get_run(diverged.run_id).data.tags["optbench.status"] == "diverged"
+
+    slow = run(store, *base, "algorithm.sleep_s=0.05", "budget.time_limit_s=0.12")
+    assert slow.status is RunStatus.timed_out and 2 <= slow.steps <= 4
+
+    target = run(
+        store,
+        "problem=least_squares",
+        "budget.max_steps=5000",
+        "budget.target={metric: gap, value: 1e-3}",
+        "eval_every=5",
+        "algorithm.lr=0.2",
+    )
+    assert target.stop_reason == "target" and target.metrics["gap"] <= 1e-3
+    assert target.steps < 5000 and target.steps % 5 == 0
+
+
+def test_resume_skips_finished_and_force_reruns(runs_dir: Path, store: str) -> None:
+    first = run(store, "problem=least_squares", "budget.max_steps=5")
+    again = run(store, "problem=least_squares", "budget.max_steps=5")
+    assert again.status is RunStatus.skipped and again.run_id == first.run_id
+    forced = run(store, "problem=least_squares", "budget.max_steps=5", "force=true")
+    assert forced.status is RunStatus.finished and forced.run_id != first.run_id
+    # a failed run is rerun
+    bad = run(
+        store, "problem=least_squares", "algorithm=fault_injection", "algorithm.fail_at_step=1"
+    )
+    rerun = run(
+        store, "problem=least_squares", "algorithm=fault_injection", "algorithm.fail_at_step=1"
+    )
+    assert rerun.status is RunStatus.failed and rerun.run_id != bad.run_id
+
+
+def test_same_config_and_seed_give_identical_metrics(runs_dir: Path, store: str) -> None:
+    args = ["problem.dataset=ionosphere_scale", "budget.max_steps=60", "eval_every=20", "seed=4"]
+    a = run(store, *args)
+    b = run(store, *args, "force=true")
+    c = run(store, *args[:-1], "seed=5")
+    keys = [k for k in MlflowClient(store).get_run(a.run_id).data.metrics if "time" not in k]
+    assert "gap" in keys and "progress/grad_norm" in keys
+    for key in keys:
+        assert history(store, a.run_id, key) == history(store, b.run_id, key), key
+    assert history(store, a.run_id, "gap") != history(store, c.run_id, "gap")
+
+
+def test_refined_schedule_reads_the_linear_decay_run(runs_dir: Path, store: str) -> None:
+    args = ["problem.dataset=heart_scale", "budget.max_steps=120", "algorithm.lr=0.5", "seed=1"]
+    missing = run(store, *args, "algorithm.schedule=refined")
+    assert missing.status is RunStatus.failed
+    assert "algorithm.schedule=linear_decay" in missing.error
+    with pytest.raises(ConfigError):
+        run(store, *args, "algorithm.schedule=refined", reraise=True)
+
+    source = run(store, *args, "algorithm.schedule=linear_decay")
+    refined = run(store, *args, "algorithm.schedule=refined")
+    assert refined.status is RunStatus.finished
+
+    def progress(run_id: str) -> pd.DataFrame:
+        return pd.read_csv(
+            download_artifacts(run_id=run_id, artifact_path="progress.csv", tracking_uri=store)
+        )
+
+    expected = 0.5 * make_schedule(
+        "refined", 120, grad_norms=progress(source.run_id)["grad_norm"].to_numpy()
+    )
+    np.testing.assert_allclose(progress(refined.run_id)["lr"], expected, rtol=1e-12)

@@ -1,0 +1,84 @@
+"""Learning-rate schedules: values at chosen steps, and the refined schedule against a
+brute-force evaluation of Defazio et al.'s formula."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.ndimage import median_filter
+
+from optbench.algorithms import schedules
+from optbench.platform.errors import ConfigError
+
+T = 1000
+
+
+def test_linear_decay_values() -> None:
+    f = schedules.make_schedule("linear_decay", T)
+    assert f[0] == 1.0
+    assert f[250] == pytest.approx(0.75)
+    assert f[500] == pytest.approx(0.5)
+    assert f[T - 1] == pytest.approx(1 / T)
+
+
+def test_cosine_values() -> None:
+    f = schedules.make_schedule("cosine", T)
+    assert f[0] == 1.0
+    assert f[250] == pytest.approx((1 + math.cos(math.pi / 4)) / 2)
+    assert f[500] == pytest.approx(0.5)
+    assert f[750] == pytest.approx((1 - math.cos(math.pi / 4)) / 2)
+
+
+def test_step_and_constant_values() -> None:
+    f = schedules.make_schedule("step", T, milestones=[0.5, 0.75], gamma=0.1)
+    assert f[499] == 1.0 and f[500] == pytest.approx(0.1)
+    assert f[749] == pytest.approx(0.1) and f[750] == pytest.approx(0.01)
+    assert np.all(schedules.make_schedule("constant", T) == 1.0)
+
+
+def test_warmup_multiplies_any_schedule() -> None:
+    f = schedules.make_schedule("cosine", T, warmup=0.1)
+    assert f[0] == pytest.approx(1 / 100)
+    assert f[49] == pytest.approx(0.5 * (1 + math.cos(math.pi * 49 / T)) / 2)
+    assert f[100] == pytest.approx((1 + math.cos(math.pi * 100 / T)) / 2)
+
+
+def test_refined_with_constant_gradient_norms_is_linear_decay() -> None:
+    refined = schedules.make_schedule("refined", T, grad_norms=np.full(T, 3.7))
+    np.testing.assert_allclose(refined, schedules.make_schedule("linear_decay", T), rtol=1e-12)
+
+
+def brute_force_refined(G: np.ndarray, window: int) -> np.ndarray:
+    """Defazio et al. Algorithm 1, evaluated term by term (w_T = w_{T-1} appended)."""
+    G = median_filter(G, size=window, mode="nearest")
+    w = [*(G**-2.0), G[-1] ** -2.0]
+    eta = np.array([w[t] * sum(w[p] for p in range(t + 1, len(w))) for t in range(len(G))])
+    return eta / eta.max()
+
+
+def test_refined_matches_brute_force_formula() -> None:
+    rng = np.random.default_rng(0)
+    G = np.exp(rng.normal(size=200)) * np.linspace(3, 1, 200)  # gradient norms falling over time
+    refined = schedules.make_schedule("refined", 200, grad_norms=G, window=0.1)
+    np.testing.assert_allclose(refined, brute_force_refined(G, 20), rtol=1e-12)
+    assert refined.max() == 1.0
+    # falling gradient norms (growing weights) push the peak away from t=0: a warm-up emerges
+    assert np.argmax(refined) > 0
+
+
+def test_refined_resamples_a_history_of_another_length() -> None:
+    short = np.full(50, 2.0)
+    np.testing.assert_allclose(
+        schedules.make_schedule("refined", T, grad_norms=short), schedules.linear_decay(T)
+    )
+
+
+def test_bad_schedules() -> None:
+    with pytest.raises(ConfigError, match="unknown schedule 'bogus'"):
+        schedules.make_schedule("bogus", T)
+    with pytest.raises(ConfigError, match="needs the gradient norms"):
+        schedules.make_schedule("refined", T)
+    with pytest.raises(ConfigError, match="must be positive"):
+        schedules.make_schedule("refined", T, grad_norms=np.zeros(T))
