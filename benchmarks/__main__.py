@@ -1,0 +1,9 @@
+"""``python -m benchmarks``: run every benchmark with its default settings."""
+
+from __future__ import annotations
+
+from benchmarks import metric_logging, runner_overhead
+
+for module in (metric_logging, runner_overhead):
+    print(f"== {module.__name__}")
+    module.main()
