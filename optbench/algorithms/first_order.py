@@ -8,7 +8,9 @@ G_t that the refined schedule reads back) and ``lr``.
 
 ``schedule=refined`` reads the per-step ``grad_norm`` series of the FINISHED run whose config is
 this one with ``algorithm.schedule`` set to ``refine_source`` (linear decay by default), as
-Defazio et al. (2023) refine a linear-decay run.
+Defazio et al. (2023) refine a linear-decay run. With ``refine_best_over=[algorithm.lr]`` and
+``refine_metric=gap`` the source is, among those runs at every peak rate, the one with the best
+final gap (the tuned linear-decay run), and the refined run's own peak rate is tuned again.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class StochasticGradient(Algorithm):
         gamma: float = 0.1,
         refine_source: str = "linear_decay",
         refine_window: float = 0.1,
+        refine_best_over: list[str] | None = None,
+        refine_metric: str | None = None,
     ) -> None:
         if lr <= 0:
             raise ConfigError(f"lr: must be > 0, got {lr}")
@@ -54,7 +58,11 @@ class StochasticGradient(Algorithm):
         self.lr, self.batch_size, self.schedule = lr, batch_size, schedule
         self.warmup, self.gamma = warmup, gamma
         self.milestones = list(milestones) if milestones is not None else [0.5, 0.75]
+        if refine_best_over and refine_metric is None:
+            raise ConfigError("refine_metric: required with refine_best_over")
         self.refine_source, self.refine_window = refine_source, refine_window
+        self.refine_best_over = list(refine_best_over or [])
+        self.refine_metric = refine_metric
 
     def make_optimizer(self, params: list[torch.Tensor]) -> torch.optim.Optimizer:
         raise NotImplementedError
@@ -62,7 +70,12 @@ class StochasticGradient(Algorithm):
     def factors(self, ctx: RunContext) -> torch.Tensor:
         grad_norms = None
         if self.schedule == "refined":
-            grad_norms = ctx.history({"algorithm.schedule": self.refine_source}, "grad_norm")
+            grad_norms = ctx.history(
+                {"algorithm.schedule": self.refine_source},
+                "grad_norm",
+                best_over=self.refine_best_over,
+                metric=self.refine_metric,
+            )
         values = make_schedule(
             self.schedule,
             ctx.max_steps,

@@ -63,6 +63,7 @@ def run_job(cfg: DictConfig) -> RunSummary:
             algorithm_name=algorithm_name,
             parent_run_id=os.environ.get(PARENT_RUN_ENV) if multirun else None,
             reraise=not multirun,
+            local_dir=Path(hc.runtime.output_dir),
         )
     except OptbenchError as exc:
         # A BaseException passes through Hydra's job wrapper, which would print its own line.
@@ -137,6 +138,9 @@ def _guard(entry: Any) -> Any:
         if debug:
             raise
         _fail(_one_line(exc))
+    except KeyboardInterrupt:
+        sweep.interrupted()
+        _fail("interrupted: the current run is recorded as KILLED with what it had logged", 130)
 
 
 def main() -> None:

@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from optbench.platform.errors import ConfigError
 
-#: ``history(changes, key)``: the per-step progress series ``key`` of the finished run whose
-#: config equals this run's config with the dotted-key ``changes`` applied.
-HistoryLookup = Callable[[Mapping[str, Any], str], np.ndarray]
+
+class HistoryLookup(Protocol):
+    """``history(changes, key)``: the per-step progress series ``key`` of the FINISHED run whose
+    config equals this run's config with the dotted-key ``changes`` applied. With
+    ``best_over`` (dotted keys), among the runs that differ from it only in those keys, the one
+    with the best final ``metric`` (``goal`` min or max)."""
+
+    def __call__(
+        self,
+        changes: Mapping[str, Any],
+        key: str,
+        best_over: Sequence[str] = (),
+        metric: str | None = None,
+        goal: str = "min",
+    ) -> np.ndarray: ...
 
 
-def _no_history(changes: Mapping[str, Any], key: str) -> np.ndarray:
+def _no_history(changes: Mapping[str, Any], key: str, *args: Any, **kwargs: Any) -> np.ndarray:
     raise ConfigError(
         f"reading the history of another run ({dict(changes)}) needs a tracking store; "
         "tracking=none has none"

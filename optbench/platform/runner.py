@@ -18,9 +18,12 @@ import copy
 import json
 import logging
 import math
+import signal
+import threading
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +42,13 @@ from optbench.platform.devices import (
     seed_everything,
 )
 from optbench.platform.errors import ConfigError, OptbenchError
-from optbench.platform.identity import as_params, config_hash, resolved, unflatten_set
+from optbench.platform.identity import (
+    as_params,
+    config_hash,
+    identity_of,
+    resolved,
+    unflatten_set,
+)
 from optbench.platform.tracking import (
     TAG,
     RunRecorder,
@@ -51,6 +60,9 @@ from optbench.platform.tracking import (
 from optbench.problems.base import Problem
 
 log = logging.getLogger("optbench")
+
+#: ``on_evaluation(step, metrics) -> stop?`` called after every evaluation of a run.
+EvaluationHook = Callable[[int, Mapping[str, float]], bool]
 
 
 @dataclass
@@ -110,11 +122,16 @@ def execute(
     algorithm_name: str,
     parent_run_id: str | None = None,
     reraise: bool = False,
+    local_dir: Path | None = None,
+    on_evaluation: EvaluationHook | None = None,
 ) -> RunSummary:
     """Run (or skip) the job described by the composed config ``cfg``.
 
     A failure inside the run is recorded on the run and summarised; with ``reraise`` (single
     runs), an ``OptbenchError`` is re-raised after being recorded so the CLI can print it.
+    ``local_dir`` receives a copy of the run's metrics before they are sent to the store.
+    ``on_evaluation(step, metrics)`` is called after every evaluation; returning True stops the
+    run as ``pruned`` (Optuna's pruners use it).
     """
     config = resolved(cfg)
     identity = config_hash(config)
@@ -122,9 +139,13 @@ def execute(
     if not cfg.force:
         previous = tracker.find_finished(identity)
         if previous is not None:
-            log.info("skip %s: FINISHED run %s has config hash %s", name, previous, identity)
-            summary.run_id = previous
-            summary.stop_reason = "already finished"
+            log.info("skip %s: FINISHED run %s has config hash %s", name, previous.run_id, identity)
+            summary.run_id = previous.run_id
+            summary.stop_reason = f"already finished as {previous.tags.get(f'{TAG}status', '?')}"
+            summary.metrics = {
+                k: v for k, v in previous.metrics.items() if not k.startswith("progress/")
+            }
+            summary.steps = int(previous.tags.get(f"{TAG}steps", 0))
             return summary
 
     tags = {
@@ -137,38 +158,59 @@ def execute(
     }
     stride = progress_stride(cfg.budget.max_steps, cfg.tracking.max_points_per_metric)
     recorder = tracker.start_run(
-        name, as_params(config), tags, OmegaConf.to_yaml(config), parent_run_id, stride
+        name, as_params(config), tags, OmegaConf.to_yaml(config), parent_run_id, stride, local_dir
     )
     summary.run_id = recorder.run_id
 
-    def history(changes: Mapping[str, Any], key: str) -> np.ndarray:
+    def history(
+        changes: Mapping[str, Any],
+        key: str,
+        best_over: Sequence[str] = (),
+        metric: str | None = None,
+        goal: str = "min",
+    ) -> np.ndarray:
         other = copy.deepcopy(config)
         for dotted, value in changes.items():
             unflatten_set(other, dotted, value)
-        series = tracker.progress_history(config_hash(other), key)
-        if series is None:
-            wanted = " ".join(f"{k}={v}" for k, v in changes.items())
+        wanted = " ".join(f"{k}={v}" for k, v in changes.items())
+        if not best_over:
+            found = tracker.find_finished(config_hash(other))
+            source = found.run_id if found else None
+        else:
+            if metric is None:
+                raise ConfigError("choosing the best of several runs needs a metric")
+            candidates = [
+                c
+                for c in tracker.find_finished_like(as_params(identity_of(other)), best_over)
+                if math.isfinite(c.metrics.get(metric, math.nan))
+                and c.tags.get(f"{TAG}status") == RunStatus.finished.value
+            ]
+            best = (min if goal == "min" else max)(
+                candidates, key=lambda c: c.metrics[metric], default=None
+            )
+            source = best.run_id if best else None
+            wanted += f" (the best {metric} over {', '.join(best_over)})"
+        if source is None:
             raise ConfigError(
                 f"no FINISHED run of this config with {wanted} to read '{key}' from; run that "
                 "config first (in a sweep, list it before this one)"
             )
-        return series
+        log.info("reading '%s' of run %s (%s)", key, source, wanted)
+        return tracker.progress_series(source, key)
 
     try:
-        outcome = _drive(cfg, recorder, history, problem_name, algorithm_name)
+        outcome = _drive(cfg, recorder, history, problem_name, algorithm_name, on_evaluation)
     except KeyboardInterrupt:
-        recorder.finish(RunStatus.killed, {f"{TAG}error": "interrupted"})
+        _finish_failed(recorder, summary, RunStatus.killed, "interrupted (Ctrl-C)")
         raise
     except OptbenchError as exc:
-        summary.status, summary.error = RunStatus.failed, str(exc)
-        recorder.finish(RunStatus.failed, {f"{TAG}error": str(exc)[:5000]})
+        _finish_failed(recorder, summary, RunStatus.failed, str(exc))
         if reraise:
             raise
         return summary
     except Exception as exc:
         message = f"{type(exc).__name__}: {exc}"
-        summary.status, summary.error = RunStatus.failed, " ".join(message.split())[:500]
-        recorder.finish(RunStatus.failed, {f"{TAG}error": message[:5000]}, traceback.format_exc())
+        _finish_failed(recorder, summary, RunStatus.failed, message, traceback.format_exc())
         return summary
 
     summary.status = outcome.status
@@ -183,12 +225,62 @@ def execute(
     return summary
 
 
+def _finish_failed(
+    recorder: RunRecorder,
+    summary: RunSummary,
+    status: RunStatus,
+    message: str,
+    traceback_text: str | None = None,
+) -> None:
+    """End a run that did not complete; if even that fails (the store is gone), say where the
+    local copy of its metrics is."""
+    summary.status, summary.error = status, " ".join(message.split())[:500]
+    try:
+        recorder.finish(status, {f"{TAG}error": message[:5000]}, traceback_text)
+    except Exception as exc:
+        where = f"; local copy in {recorder.local_dir}" if recorder.local_dir else ""
+        summary.error += f" (and the tracking store failed: {type(exc).__name__}: {exc}{where})"
+        if recorder.local_dir is not None:
+            recorder.write_local(recorder.local_dir)
+
+
+class _StepTimeout(BaseException):
+    """Raised by the watchdog inside a step that overran the time limit (a BaseException, so
+    an algorithm's broad ``except Exception`` cannot swallow it)."""
+
+
+@contextmanager
+def _watchdog(seconds: float | None) -> Iterator[None]:
+    """Interrupt the enclosed block after ``seconds`` of wall time (SIGALRM; main thread only,
+    elsewhere the time limit is only checked between steps)."""
+    usable = (
+        seconds is not None
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+    )
+    if not usable:
+        yield
+        return
+
+    def alarm(signum: int, frame: Any) -> None:
+        raise _StepTimeout
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, max(seconds, 1e-3))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def _drive(
     cfg: DictConfig,
     recorder: RunRecorder,
     history: Any,
     problem_name: str,
     algorithm_name: str,
+    on_evaluation: EvaluationHook | None,
 ) -> _Outcome:
     budget = OmegaConf.to_object(cfg.budget)  # plain values: DictConfig access is slow in loops
     eval_every = int(cfg.eval_every)
@@ -230,6 +322,9 @@ def _drive(
         last_eval_step, last = step, metrics
         return metrics
 
+    def pruned(step: int, metrics: Mapping[str, float]) -> bool:
+        return on_evaluation is not None and bool(on_evaluation(step, metrics))
+
     def reached(metrics: Mapping[str, float]) -> bool:
         if target is None or target.metric not in metrics or target.value is None:
             return False
@@ -237,6 +332,8 @@ def _drive(
         return value <= target.value if target.goal.value == "min" else value >= target.value
 
     on_cuda = ctx.device.type == "cuda"
+    limit = budget.time_limit_s
+    grace = 0.0 if limit is None else max(0.5, 0.05 * limit)  # before a hung step is cut
     generator = algorithm.run(problem, ctx)
     status, reason = RunStatus.finished, "max_steps"
     ctx.synchronize()
@@ -261,11 +358,17 @@ def _drive(
             if budget.time_limit_s is not None and clock >= budget.time_limit_s:
                 status, reason = RunStatus.timed_out, "time_limit"
                 break
+            remaining = None if limit is None else limit - clock + grace
             tick = time.perf_counter()
             try:
-                progress = next(generator)
+                with _watchdog(remaining):
+                    progress = next(generator)
             except StopIteration:
                 reason = "algorithm stopped"
+                break
+            except _StepTimeout:
+                clock += time.perf_counter() - tick
+                status, reason = RunStatus.timed_out, "time_limit (a step overran it and was cut)"
                 break
             if on_cuda:
                 ctx.synchronize()
@@ -286,6 +389,9 @@ def _drive(
                     break
                 if reached(metrics):
                     reason = "target"
+                    break
+                if pruned(steps, metrics):
+                    status, reason = RunStatus.pruned, "pruned"
                     break
     generator.close()
     if last_eval_step != steps:

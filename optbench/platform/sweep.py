@@ -65,6 +65,21 @@ class SweepOutcome:
 
 
 last_outcome: SweepOutcome | None = None
+_active: tuple[Any, str] | None = None  # (tracker, parent run id) of the sweep in progress
+
+
+def interrupted() -> None:
+    """Ctrl-C during a sweep: end its parent run as KILLED (a rerun resumes it)."""
+    global _active
+    if _active is not None:
+        tracker, parent = _active
+        _active = None
+        try:
+            tracker.close_sweep(
+                parent, {f"{TAG}sweep.interrupted": "true"}, failed=True, killed=True
+            )
+        except Exception as exc:  # the store may be what failed
+            log.warning("could not mark sweep run %s KILLED: %s", parent, exc)
 
 
 def sweep_hash(config: DictConfig) -> str:
@@ -125,10 +140,16 @@ class SweepCallback(Callback):
         name = f"sweep {config.experiment_name}" + (f" {overrides}" if overrides else "")
         self._parent = tracker.open_sweep(sweep_hash(config), name, tags)
         if self._parent:
+            global _active
+            _active = (tracker, self._parent)
             os.environ[PARENT_RUN_ENV] = self._parent
+            orphans = tracker.mark_orphans_killed(self._parent)
+            if orphans:
+                log.info("marked %d runs KILLED that were still RUNNING from before", orphans)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        global last_outcome
+        global last_outcome, _active
+        _active = None
         os.environ.pop(PARENT_RUN_ENV, None)
         assert self._sweep_dir is not None
         outcome = collect(self._sweep_dir) if self._sweep_dir.exists() else SweepOutcome()

@@ -19,6 +19,8 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -31,12 +33,16 @@ from optbench.platform.errors import ConfigError, TrackingError
 
 log = logging.getLogger(__name__)
 
-# MLflow's artifact download progress bars would interleave with the run log.
+# MLflow's artifact download progress bars would interleave with the run log; a tracking
+# server that goes away should fail a run in seconds, not after minutes of retries.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 
 TAG = "optbench."
 PARENT_RUN_ENV = "OPTBENCH_PARENT_RUN_ID"
 PROGRESS_ARTIFACT = "progress.csv"
+METRICS_FILE = "metrics.csv"
 
 
 class RunStatus(StrEnum):
@@ -45,6 +51,7 @@ class RunStatus(StrEnum):
     finished = "finished"
     diverged = "diverged"
     timed_out = "timed_out"
+    pruned = "pruned"
     failed = "failed"
     killed = "killed"
     skipped = "skipped"
@@ -54,14 +61,29 @@ class RunStatus(StrEnum):
         return {"failed": "FAILED", "killed": "KILLED"}.get(self.value, "FINISHED")
 
 
+@dataclass
+class FinishedRun:
+    """A FINISHED run found for a config hash: its id and its final metrics."""
+
+    run_id: str
+    metrics: dict[str, float]
+    tags: dict[str, str]
+    params: dict[str, str]
+
+
 class RunRecorder:
-    """Records one run's metrics. This base keeps the per-step progress series in memory only."""
+    """Records one run's metrics. This base keeps them in memory and, at ``finish``, writes them
+    to ``local_dir`` (the job's output directory) as ``metrics.csv`` (evaluations) and
+    ``progress.csv`` (every step's own metrics): written locally first, then sent to the store.
+    """
 
     run_id: str | None = None
 
-    def __init__(self, stride: int = 1) -> None:
+    def __init__(self, stride: int = 1, local_dir: Path | None = None) -> None:
         self.stride = max(1, stride)
+        self.local_dir = local_dir
         self._progress: list[dict[str, float]] = []
+        self._evaluations: list[dict[str, float]] = []
 
     def progress(self, step: int, time_s: float, metrics: dict[str, float]) -> None:
         """One algorithm step's own metrics (kept for every step)."""
@@ -69,6 +91,7 @@ class RunRecorder:
 
     def evaluation(self, step: int, metrics: dict[str, float]) -> None:
         """An evaluation of the problem at ``step`` (always sent in full)."""
+        self._evaluations.append({"step": step, **metrics})
 
     def flush(self) -> None:
         """Send buffered metrics to the store (done by the recorder itself every few seconds)."""
@@ -76,10 +99,23 @@ class RunRecorder:
     def progress_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self._progress)
 
+    def write_local(self, directory: Path) -> list[Path]:
+        """Write ``progress.csv`` and ``metrics.csv`` (when non-empty) into ``directory``."""
+        directory.mkdir(parents=True, exist_ok=True)
+        written = []
+        for name, rows in ((PROGRESS_ARTIFACT, self._progress), (METRICS_FILE, self._evaluations)):
+            if rows:
+                pd.DataFrame(rows).to_csv(directory / name, index=False)
+                written.append(directory / name)
+        return written
+
     def finish(
         self, status: RunStatus, tags: dict[str, str], traceback_text: str | None = None
     ) -> None:
-        """Flush, store the progress series (and traceback), set tags, end with ``status``."""
+        """Write the local copy, then flush, store the progress series (and traceback), set
+        tags and end the run with ``status``."""
+        if self.local_dir is not None:
+            self.write_local(self.local_dir)
 
 
 class Tracker:
@@ -91,7 +127,8 @@ class Tracker:
     def prepare(self) -> None:
         """Create the store and the experiment (once, before any parallel job starts)."""
 
-    def find_finished(self, config_hash: str) -> str | None:
+    def find_finished(self, config_hash: str) -> FinishedRun | None:
+        """The latest FINISHED run with this config hash, if any (resume skips the job)."""
         return None
 
     def start_run(
@@ -102,19 +139,32 @@ class Tracker:
         config_yaml: str,
         parent_run_id: str | None,
         stride: int,
+        local_dir: Path | None = None,
     ) -> RunRecorder:
-        return RunRecorder(stride)
+        return RunRecorder(stride, local_dir)
 
-    def progress_history(self, config_hash: str, key: str) -> np.ndarray | None:
-        """The per-step series ``key`` of the finished run with this hash (None if no such run)."""
+    def mark_orphans_killed(self, parent_run_id: str | None) -> int:
+        """End as KILLED the children of ``parent_run_id`` still RUNNING (their process died)."""
+        return 0
+
+    def find_finished_like(
+        self, params: Mapping[str, str], ignore: Collection[str]
+    ) -> list[FinishedRun]:
+        """FINISHED runs whose params equal ``params`` on every key but those in ``ignore``."""
+        return []
+
+    def progress_series(self, run_id: str, key: str) -> np.ndarray:
+        """The per-step progress series ``key`` of run ``run_id`` (its progress.csv)."""
         raise ConfigError("reading another run's history needs a tracking store (tracking=none)")
 
     def open_sweep(self, sweep_hash: str, name: str, tags: dict[str, str]) -> str | None:
         """The parent run of a sweep: reopened if this sweep ran before, else created."""
         return None
 
-    def close_sweep(self, run_id: str | None, tags: dict[str, str], failed: bool) -> None:
-        """End a sweep's parent run."""
+    def close_sweep(
+        self, run_id: str | None, tags: dict[str, str], failed: bool, killed: bool = False
+    ) -> None:
+        """End a sweep's parent run (FAILED if any child failed, KILLED if interrupted)."""
 
     def latest_sweep(self) -> str | None:
         return None
@@ -146,8 +196,8 @@ class MlflowRunRecorder(RunRecorder):
     FLUSH_POINTS = 1000
     FLUSH_SECONDS = 5.0
 
-    def __init__(self, client: Any, run_id: str, stride: int) -> None:
-        super().__init__(stride)
+    def __init__(self, client: Any, run_id: str, stride: int, local_dir: Path | None) -> None:
+        super().__init__(stride, local_dir)
         self.client = client
         self.run_id = run_id
         self._buffer: list[Any] = []
@@ -170,6 +220,7 @@ class MlflowRunRecorder(RunRecorder):
             self._add(step, {f"progress/{k}": v for k, v in metrics.items()})
 
     def evaluation(self, step: int, metrics: dict[str, float]) -> None:
+        super().evaluation(step, metrics)
         self._add(step, metrics)
 
     def flush(self) -> None:
@@ -183,11 +234,11 @@ class MlflowRunRecorder(RunRecorder):
     ) -> None:
         from mlflow.entities import RunTag
 
+        super().finish(status, tags, traceback_text)
         self.flush()
         with tempfile.TemporaryDirectory() as tmp:
-            frame = self.progress_frame()
-            if len(frame):
-                frame.to_csv(Path(tmp) / PROGRESS_ARTIFACT, index=False)
+            if self._progress:
+                self.progress_frame().to_csv(Path(tmp) / PROGRESS_ARTIFACT, index=False)
             if traceback_text:
                 (Path(tmp) / "traceback.txt").write_text(traceback_text)
             if any(Path(tmp).iterdir()):
@@ -250,6 +301,8 @@ class MlflowTracker(Tracker):
         return self._experiment_id
 
     def prepare(self) -> None:
+        if self.uri.startswith(("http://", "https://")):
+            self._check_server()
         try:
             experiment = self.client.get_experiment_by_name(self.experiment_name)
             if experiment is None:
@@ -268,6 +321,21 @@ class MlflowTracker(Tracker):
                 f"tracking.uri={self.uri}: cannot open the store ({first})"
             ) from exc
 
+    def _check_server(self) -> None:
+        """Fail fast, naming the URI, when no tracking server answers."""
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"{self.uri.rstrip('/')}/health", timeout=5) as answer:
+                answer.read()
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise TrackingError(
+                f"tracking.uri={self.uri}: no MLflow server answers ({reason}); "
+                "start one with `make server` or use tracking=sqlite"
+            ) from None
+
     # -- runs ------------------------------------------------------------------------------------
     def _search(self, filter_string: str, max_results: int = 1) -> list[Any]:
         return self.client.search_runs(
@@ -277,12 +345,48 @@ class MlflowTracker(Tracker):
             order_by=["attributes.start_time DESC"],
         )
 
-    def find_finished(self, config_hash: str) -> str | None:
+    def find_finished(self, config_hash: str) -> FinishedRun | None:
         runs = self._search(
             f"tags.`{TAG}config_hash` = '{config_hash}' and tags.`{TAG}role` = 'run' "
             "and attributes.status = 'FINISHED'"
         )
-        return runs[0].info.run_id if runs else None
+        return _finished(runs[0]) if runs else None
+
+    def find_finished_like(
+        self, params: Mapping[str, str], ignore: Collection[str]
+    ) -> list[FinishedRun]:
+        wanted = {k: v for k, v in params.items() if k not in ignore}
+        narrow = " and ".join(
+            f"params.`{k}` = '{v}'" for k, v in wanted.items() if k in ("seed",) and "'" not in v
+        )
+        found = self._search(
+            f"tags.`{TAG}role` = 'run' and attributes.status = 'FINISHED'"
+            + (f" and {narrow}" if narrow else ""),
+            max_results=50_000,
+        )
+        matches = []
+        for run in found:
+            theirs = {k: v for k, v in run.data.params.items() if k in params and k not in ignore}
+            extra = set(run.data.params) - set(params) - set(ignore)
+            if theirs == wanted and not extra:
+                matches.append(_finished(run))
+        return matches
+
+    def mark_orphans_killed(self, parent_run_id: str | None) -> int:
+        if parent_run_id is None:
+            return 0
+        from mlflow.entities import RunTag
+
+        orphans = self._search(
+            f"tags.`mlflow.parentRunId` = '{parent_run_id}' and attributes.status = 'RUNNING'",
+            max_results=10_000,
+        )
+        for run in orphans:
+            reason = "orphaned: still RUNNING when its sweep was started again"
+            tags = [RunTag(f"{TAG}status", RunStatus.killed.value), RunTag(f"{TAG}error", reason)]
+            self.client.log_batch(run.info.run_id, tags=tags)
+            self.client.set_terminated(run.info.run_id, "KILLED")
+        return len(orphans)
 
     def start_run(
         self,
@@ -292,6 +396,7 @@ class MlflowTracker(Tracker):
         config_yaml: str,
         parent_run_id: str | None,
         stride: int,
+        local_dir: Path | None = None,
     ) -> RunRecorder:
         from mlflow.entities import Param
 
@@ -302,12 +407,9 @@ class MlflowTracker(Tracker):
         run_id = run.info.run_id
         self.client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
         self.client.log_text(run_id, config_yaml, "config.yaml")
-        return MlflowRunRecorder(self.client, run_id, stride)
+        return MlflowRunRecorder(self.client, run_id, stride, local_dir)
 
-    def progress_history(self, config_hash: str, key: str) -> np.ndarray | None:
-        run_id = self.find_finished(config_hash)
-        if run_id is None:
-            return None
+    def progress_series(self, run_id: str, key: str) -> np.ndarray:
         from mlflow.artifacts import download_artifacts
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -342,13 +444,17 @@ class MlflowTracker(Tracker):
             self.experiment_id, run_name=name[:250], tags=all_tags
         ).info.run_id
 
-    def close_sweep(self, run_id: str | None, tags: dict[str, str], failed: bool) -> None:
+    def close_sweep(
+        self, run_id: str | None, tags: dict[str, str], failed: bool, killed: bool = False
+    ) -> None:
         if run_id is None:
             return
         from mlflow.entities import RunTag
 
         self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
-        self.client.set_terminated(run_id, "FAILED" if failed else "FINISHED")
+        self.client.set_terminated(
+            run_id, "KILLED" if killed else "FAILED" if failed else "FINISHED"
+        )
 
     def latest_sweep(self) -> str | None:
         runs = self._search(f"tags.`{TAG}role` = 'sweep'")
@@ -357,6 +463,11 @@ class MlflowTracker(Tracker):
     def log_artifacts(self, run_id: str | None, local_dir: Path, artifact_path: str) -> None:
         if run_id is not None:
             self.client.log_artifacts(run_id, str(local_dir), artifact_path)
+
+
+def _finished(run: Any) -> FinishedRun:
+    data = run.data
+    return FinishedRun(run.info.run_id, dict(data.metrics), dict(data.tags), dict(data.params))
 
 
 def environment_tags() -> dict[str, str]:
