@@ -145,3 +145,20 @@ def test_refined_schedule_reads_the_linear_decay_run(runs_dir: Path, store: str)
         "refined", 120, grad_norms=progress(source.run_id)["grad_norm"].to_numpy()
     )
     np.testing.assert_allclose(progress(refined.run_id)["lr"], expected, rtol=1e-12)
+
+
+def test_a_hung_step_is_cut_at_the_time_limit(runs_dir: Path, store: str) -> None:
+    import time
+
+    started = time.perf_counter()
+    s = run(
+        store,
+        "problem=least_squares",
+        "algorithm=fault_injection",
+        "algorithm.sleep_s=30",
+        "budget.time_limit_s=0.5",
+        "budget.max_steps=5",
+    )
+    assert time.perf_counter() - started < 15
+    assert s.status is RunStatus.timed_out and "cut" in s.stop_reason
+    assert s.steps == 0 and 0.5 <= s.time_s < 2.0

@@ -23,6 +23,7 @@ from optbench.platform import paths, schema, sweep
 from optbench.platform.errors import ConfigError, OptbenchError
 from optbench.platform.runner import RunSummary, execute, write_summary
 from optbench.platform.tracking import PARENT_RUN_ENV, RunStatus, make_tracker
+from optbench.platform.tuning import pruning_hook
 
 log = logging.getLogger("optbench")
 
@@ -64,6 +65,7 @@ def run_job(cfg: DictConfig) -> RunSummary:
             parent_run_id=os.environ.get(PARENT_RUN_ENV) if multirun else None,
             reraise=not multirun,
             local_dir=Path(hc.runtime.output_dir),
+            on_evaluation=pruning_hook(cfg.tuning),
         )
     except OptbenchError as exc:
         # A BaseException passes through Hydra's job wrapper, which would print its own line.
@@ -149,8 +151,8 @@ def main() -> None:
     schema.register()
 
     @hydra.main(config_path=str(paths.config_dir()), config_name="config", version_base="1.3")
-    def app(cfg: DictConfig) -> None:
-        run_job(cfg)
+    def app(cfg: DictConfig) -> RunSummary:
+        return run_job(cfg)
 
     _last_run = None
     sweep.last_outcome = None

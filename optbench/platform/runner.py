@@ -43,9 +43,9 @@ from optbench.platform.devices import (
 )
 from optbench.platform.errors import ConfigError, OptbenchError
 from optbench.platform.identity import (
+    NOT_IDENTITY,
     as_params,
     config_hash,
-    identity_of,
     resolved,
     unflatten_set,
 )
@@ -181,7 +181,7 @@ def execute(
                 raise ConfigError("choosing the best of several runs needs a metric")
             candidates = [
                 c
-                for c in tracker.find_finished_like(as_params(identity_of(other)), best_over)
+                for c in tracker.find_finished_like(as_params(other), [*best_over, *NOT_IDENTITY])
                 if math.isfinite(c.metrics.get(metric, math.nan))
                 and c.tags.get(f"{TAG}status") == RunStatus.finished.value
             ]

@@ -105,6 +105,17 @@ class ReportSpec:
 
 
 @dataclass
+class TuningConfig:
+    """Set by the Optuna sweeper on each trial's job (not part of the run's identity)."""
+
+    study: str | None = None
+    storage: str | None = None
+    trial_id: int | None = None
+    metric: str | None = None
+    direction: str = "minimize"
+
+
+@dataclass
 class OptbenchConfig:
     """The run-level keys of every optbench config."""
 
@@ -119,6 +130,7 @@ class OptbenchConfig:
     problem: Any = MISSING
     algorithm: Any = MISSING
     report: ReportSpec | None = None
+    tuning: TuningConfig = field(default_factory=TuningConfig)
 
 
 def register() -> None:

@@ -150,7 +150,8 @@ class Tracker:
     def find_finished_like(
         self, params: Mapping[str, str], ignore: Collection[str]
     ) -> list[FinishedRun]:
-        """FINISHED runs whose params equal ``params`` on every key but those in ``ignore``."""
+        """FINISHED runs whose params equal ``params`` on every key but those in ``ignore`` (a
+        key is ignored if it is an entry of ``ignore`` or lies under one: ``a.b`` under ``a``)."""
         return []
 
     def progress_series(self, run_id: str, key: str) -> np.ndarray:
@@ -355,22 +356,23 @@ class MlflowTracker(Tracker):
     def find_finished_like(
         self, params: Mapping[str, str], ignore: Collection[str]
     ) -> list[FinishedRun]:
-        wanted = {k: v for k, v in params.items() if k not in ignore}
+        def kept(values: Mapping[str, str]) -> dict[str, str]:
+            return {
+                k: v
+                for k, v in values.items()
+                if not any(k == i or k.startswith(f"{i}.") for i in ignore)
+            }
+
+        wanted = kept(params)
         narrow = " and ".join(
-            f"params.`{k}` = '{v}'" for k, v in wanted.items() if k in ("seed",) and "'" not in v
+            f"params.`{k}` = '{v}'" for k, v in wanted.items() if k == "seed" and "'" not in v
         )
         found = self._search(
             f"tags.`{TAG}role` = 'run' and attributes.status = 'FINISHED'"
             + (f" and {narrow}" if narrow else ""),
             max_results=50_000,
         )
-        matches = []
-        for run in found:
-            theirs = {k: v for k, v in run.data.params.items() if k in params and k not in ignore}
-            extra = set(run.data.params) - set(params) - set(ignore)
-            if theirs == wanted and not extra:
-                matches.append(_finished(run))
-        return matches
+        return [_finished(run) for run in found if kept(run.data.params) == wanted]
 
     def mark_orphans_killed(self, parent_run_id: str | None) -> int:
         if parent_run_id is None:
