@@ -3,21 +3,29 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 EXPERIMENT ?= logreg_schedules
 HOST ?= 127.0.0.1
 PORT ?= 5000
+UI_PORT ?= 5001
 RUNS := $(CURDIR)/runs
+BACKEND ?= sqlite:///$(RUNS)/mlflow.db
 
-.PHONY: run test sweep report ui lint bench venv clean
+.PHONY: run test sweep report server ui lint bench venv clean
 
 venv: $(STAMP)
 
 # torch is installed first, pinned: 2.13.0 is the CPU build on local disk (an unpinned torch
 # pulls a multi-GB CUDA build). The vendored data sets are in the package (optbench/data).
+# `run` needs the package alone; `test` adds the test tools and the cluster launchers.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	touch $@
+
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,cluster]'
 	touch $@
 
 ## run: the default experiment at quick scale (sweep + report); prints the table and where it is
@@ -25,7 +33,7 @@ run: $(STAMP)
 	$(BIN)/optbench -m experiment=$(EXPERIMENT)
 
 ## test: the whole test suite
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q
 
 ## sweep: an experiment's sweep (EXPERIMENT=name, ARGS=extra overrides)
@@ -36,14 +44,22 @@ sweep: $(STAMP)
 report: $(STAMP)
 	$(BIN)/optbench-report experiment=$(EXPERIMENT) $(ARGS)
 
-## ui: the MLflow dashboard over runs/mlflow.db on http://$(HOST):$(PORT)
+## server: an MLflow tracking server on http://$(HOST):$(PORT) (BACKEND=postgresql://... to change
+##         the store); jobs log to it with tracking=server. Stop it with Ctrl-C.
+server: $(STAMP)
+	mkdir -p $(RUNS)/artifacts
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server --backend-store-uri $(BACKEND) \
+		--artifacts-destination $(RUNS)/artifacts --host $(HOST) --port $(PORT) --workers 1
+
+## ui: the MLflow dashboard, read-only, over runs/mlflow.db on http://$(HOST):$(UI_PORT)
 ui: $(STAMP)
-	mkdir -p $(RUNS)
-	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri sqlite:///$(RUNS)/mlflow.db \
-		--default-artifact-root $(RUNS)/artifacts --host $(HOST) --port $(PORT) --workers 1
+	$(BIN)/python -c "from optbench.platform.tracking import MlflowTracker as T; T('sqlite:///$(RUNS)/mlflow.db', 'Default', None, 1).prepare()"
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui \
+		--backend-store-uri 'sqlite:///file:$(RUNS)/mlflow.db?mode=ro&uri=true' \
+		--host $(HOST) --port $(UI_PORT) --workers 1
 
 ## lint: ruff
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check optbench tests benchmarks
 
 ## bench: the performance benchmarks (figures printed and written to runs/benchmarks)

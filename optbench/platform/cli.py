@@ -20,7 +20,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from optbench.platform import paths, schema, sweep
-from optbench.platform.errors import ConfigError, OptbenchError
+from optbench.platform.errors import Abort, ConfigError, OptbenchError
 from optbench.platform.runner import RunSummary, execute, write_summary
 from optbench.platform.tracking import PARENT_RUN_ENV, RunStatus, make_tracker
 from optbench.platform.tuning import pruning_hook
@@ -29,14 +29,6 @@ log = logging.getLogger("optbench")
 
 _last_run: RunSummary | None = None
 _last_uri: str | None = None
-
-
-class _UserError(BaseException):
-    """Carries an ``OptbenchError`` out of a Hydra job untouched by Hydra's error printing."""
-
-    def __init__(self, error: OptbenchError) -> None:
-        super().__init__(str(error))
-        self.error = error
 
 
 def run_job(cfg: DictConfig) -> RunSummary:
@@ -69,7 +61,7 @@ def run_job(cfg: DictConfig) -> RunSummary:
         )
     except OptbenchError as exc:
         # A BaseException passes through Hydra's job wrapper, which would print its own line.
-        raise _UserError(exc) from None
+        raise Abort(exc) from None
     write_summary(summary, Path(hc.runtime.output_dir))
     log.info(summary.line())
     _last_run = summary
@@ -114,6 +106,13 @@ def _one_line(exc: BaseException) -> str:
     return re.sub(r"\s+", " ", ": ".join(parts) or str(exc))
 
 
+def _raised_in_hydra(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_globals.get("__name__", "").startswith("hydra.")
+
+
 def _fail(message: str, code: int = 2) -> NoReturn:
     print(f"error: {message}", file=sys.stderr)
     sys.exit(code)
@@ -128,10 +127,10 @@ def _guard(entry: Any) -> Any:
     debug = os.environ.get("OPTBENCH_DEBUG") == "1"
     try:
         return entry()
-    except _UserError as exc:
-        if debug:
-            raise exc.error from None
-        _fail(str(exc.error), exc.error.exit_code)
+    except Abort as abort:
+        if isinstance(abort.error, OptbenchError) and not debug:
+            _fail(str(abort.error), abort.error.exit_code)
+        raise abort.error from None
     except OptbenchError as exc:
         if debug:
             raise
@@ -140,6 +139,10 @@ def _guard(entry: Any) -> Any:
         if debug:
             raise
         _fail(_one_line(exc))
+    except ValueError as exc:  # Hydra's own command-line checks (e.g. -m with --cfg)
+        if debug or not _raised_in_hydra(exc):
+            raise
+        _fail(" ".join(str(exc).split()))
     except KeyboardInterrupt:
         sweep.interrupted()
         _fail("interrupted: the current run is recorded as KILLED with what it had logged", 130)

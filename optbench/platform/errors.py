@@ -38,3 +38,13 @@ class DeviceError(OptbenchError):
 
 class TrackingError(OptbenchError):
     """The tracking store cannot be reached or written."""
+
+
+class Abort(BaseException):
+    """Carries an error out of code that Hydra wraps in ``except Exception`` (job bodies,
+    callbacks), which would otherwise print it its own way or swallow it. The CLI unwraps it:
+    an ``OptbenchError`` becomes one line, anything else its traceback."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error

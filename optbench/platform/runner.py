@@ -313,12 +313,12 @@ def _drive(
     last: dict[str, float] = {}
     solution: Any = None
 
-    def evaluate(step: int) -> dict[str, float]:
+    def evaluate(step: int, extra: Mapping[str, float] = {}) -> dict[str, float]:
         nonlocal last_eval_step, last
         metrics = {k: float(v) for k, v in problem.evaluate(solution).items()}
         metrics.update({f"oracle/{k}": float(v) for k, v in problem.counters.items()})
         metrics["time_s"] = clock
-        recorder.evaluation(step, metrics)
+        recorder.evaluation(step, {**metrics, **extra})
         last_eval_step, last = step, metrics
         return metrics
 
@@ -345,8 +345,7 @@ def _drive(
     ctx.synchronize()
     clock += time.perf_counter() - tick
     solution = first.solution
-    recorder.evaluation(0, {"setup_time_s": setup_time})
-    metrics = evaluate(0)
+    metrics = evaluate(0, {"setup_time_s": setup_time})
     if not _finite(metrics):
         status, reason = RunStatus.diverged, "non-finite metric at the starting point"
     elif reached(metrics):

@@ -134,11 +134,16 @@ class OptbenchConfig:
 
 
 def register() -> None:
-    """Register the schema and the ``optbench_root`` / ``optbench_runs`` resolvers (idempotent)."""
+    """Register the schema and the ``optbench_root`` / ``optbench_runs`` resolvers (idempotent).
+
+    The resolvers cache their value per config, and Hydra copies a sweep's cache into every
+    job's config: a job running in another process or on another host (Ray, SLURM) sees the
+    launching process's directories.
+    """
     ConfigStore.instance().store(name="optbench_schema", node=OptbenchConfig)
     for name, fn in (
         ("optbench_root", lambda: str(paths.project_root())),
         ("optbench_runs", lambda: str(paths.runs_dir())),
     ):
         if not OmegaConf.has_resolver(name):
-            OmegaConf.register_new_resolver(name, fn)
+            OmegaConf.register_new_resolver(name, fn, use_cache=True)

@@ -3,7 +3,8 @@
 At multirun start (in the launching process, before any job) the tracking store and experiment
 are created once, and the sweep's parent run is opened: reopened when the same sweep (same
 experiment, overrides and sweep grid) ran before, so a resumed sweep keeps all its children under
-one parent. Jobs find the parent through ``$OPTBENCH_PARENT_RUN_ID``.
+one parent. Jobs find the parent through ``$OPTBENCH_PARENT_RUN_ID``, set in every job's own
+process through ``hydra.job.env_set`` (so it reaches joblib, Ray and SLURM workers too).
 
 At multirun end the summaries the jobs left in their output dirs are collected (this works for
 every launcher: jobs may run in other processes), counted by status and printed; failed runs are
@@ -14,19 +15,23 @@ tells the CLI whether anything failed (exit code 1).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, read_write
 
+from optbench.platform import paths
+from optbench.platform.errors import Abort
 from optbench.platform.runner import SUMMARY_FILE, RunSummary
 from optbench.platform.tracking import (
     PARENT_RUN_ENV,
@@ -116,6 +121,34 @@ def format_outcome(outcome: SweepOutcome, elapsed_s: float) -> str:
     return "\n".join(lines)
 
 
+def pass_to_jobs(config: DictConfig, env: dict[str, str]) -> None:
+    """Set environment variables in every job of this sweep, wherever it runs.
+
+    Hydra rebuilds each job's config from the sweep's ``hydra.overrides.hydra`` and applies
+    ``hydra.job.env_set`` around the task in the job's own process (a joblib or Ray worker, a
+    SLURM node), so appending ``++hydra.job.env_set.KEY=value`` reaches them all.
+    """
+    quoted = {k: "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'" for k, v in env.items()}
+    with read_write(config.hydra.overrides):
+        config.hydra.overrides.hydra.extend(
+            [f"++hydra.job.env_set.{k}={v}" for k, v in quoted.items()]
+        )
+
+
+def abort_on_error(method: Callable[..., None]) -> Callable[..., None]:
+    """Hydra turns a callback's exceptions into warnings and carries on; an error here (an
+    unreachable store, a bug) must stop the sweep instead, so it leaves as an ``Abort``."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            method(*args, **kwargs)
+        except Exception as exc:
+            raise Abort(exc) from exc
+
+    return wrapper
+
+
 class SweepCallback(Callback):
     """Parent run, status summary and automatic report for every multirun."""
 
@@ -124,6 +157,7 @@ class SweepCallback(Callback):
         self._sweep_dir: Path | None = None
         self._started = 0.0
 
+    @abort_on_error
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         global last_outcome
         last_outcome = None
@@ -139,18 +173,26 @@ class SweepCallback(Callback):
         }
         name = f"sweep {config.experiment_name}" + (f" {overrides}" if overrides else "")
         self._parent = tracker.open_sweep(sweep_hash(config), name, tags)
+        job_env = {
+            "OPTBENCH_RUNS_DIR": str(paths.runs_dir()),
+            "OPTBENCH_ROOT": str(paths.project_root()),
+        }
+        if "MLFLOW_TRACKING_URI" in os.environ:
+            job_env["MLFLOW_TRACKING_URI"] = os.environ["MLFLOW_TRACKING_URI"]
+        if self._parent:
+            job_env[PARENT_RUN_ENV] = self._parent
+        pass_to_jobs(config, job_env)
         if self._parent:
             global _active
             _active = (tracker, self._parent)
-            os.environ[PARENT_RUN_ENV] = self._parent
             orphans = tracker.mark_orphans_killed(self._parent)
             if orphans:
                 log.info("marked %d runs KILLED that were still RUNNING from before", orphans)
 
+    @abort_on_error
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         global last_outcome, _active
         _active = None
-        os.environ.pop(PARENT_RUN_ENV, None)
         assert self._sweep_dir is not None
         outcome = collect(self._sweep_dir) if self._sweep_dir.exists() else SweepOutcome()
         outcome.parent_run_id = self._parent
