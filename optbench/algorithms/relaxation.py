@@ -182,7 +182,7 @@ class TsallisINFCB(ParameterLearner):
 
     def bin(self, context: float) -> int:
         position = (context - self.low) / (self.high - self.low) * self.n_bins
-        return min(max(int(math.floor(position)), 0), self.n_bins - 1)
+        return min(max(math.floor(position), 0), self.n_bins - 1)
 
     def choose(self, t: int, context: float | None) -> float:
         self.current = self.learners[self.bin(float(context))]  # type: ignore[arg-type]
@@ -260,7 +260,7 @@ class ChebCB(ParameterLearner):
         K = seen.max()
         lip = (K - seen.min()) / self.width
         N = 2.0 + 4.0 * self.width * lip / K * (1.0 + math.log(self.m))
-        rescale = K * N != self.scale
+        rescale = self.scale != K * N
         self.scale = K * N
         upper = np.concatenate(
             [[1.0 / N], 2.0 * self.width * lip / self.scale / np.arange(1, self.m)]

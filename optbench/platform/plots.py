@@ -75,6 +75,8 @@ def convergence_plot(
         ax.set_ylabel(plot.metric)
         if plot.log_y:
             ax.set_yscale("log")
+        if getattr(plot, "log_x", False):
+            ax.set_xscale("log")
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)

@@ -159,7 +159,11 @@ int pcg_solve(const split_csr *A, const double *b, double *x, double omega, doub
         for (int i = 0; i < n; i++) pq += p[i] * q[i];
         const double alpha = rho / pq;
         double ss = 0.0;
-        for (int i = 0; i < n; i++) { x[i] += alpha * p[i]; r[i] -= alpha * q[i]; ss += r[i] * r[i]; }
+        for (int i = 0; i < n; i++) {
+            x[i] += alpha * p[i];
+            r[i] -= alpha * q[i];
+            ss += r[i] * r[i];
+        }
         rn = sqrt(ss);
         if (rn <= tol * nb * (1.0 + 1e-6)) {
             residual(A, b, x, r);
@@ -265,8 +269,9 @@ def _compile(folder: Path) -> Path:
         src = Path(tmp) / "sor_kernels.c"
         src.write_text(SOURCE)
         out = Path(tmp) / "sor_kernels.so"
-        cmd = [compiler, "-O3", "-ffp-contract=off", "-fPIC", "-shared", str(src), "-o", str(out)]
-        done = subprocess.run(cmd + ["-lm"], capture_output=True, text=True)
+        flags = ["-O3", "-ffp-contract=off", "-fPIC", "-shared"]
+        cmd = [compiler, *flags, str(src), "-o", str(out), "-lm"]
+        done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"compiling the SOR kernels failed: {done.stderr.strip()[:500]}")
         os.replace(out, target)
