@@ -81,3 +81,16 @@ def test_key_that_separates_runs_of_one_cell_is_added_to_rows() -> None:
     # a key that only differs between cells (not within one) is left alone
     same = frame({"algorithm.momentum": [0.0] * 6 + [0.9] * 6})
     assert "algorithm.momentum" not in build_table(same, SPEC).rows
+
+
+def test_also_table_reports_another_metric_at_the_chosen_configurations() -> None:
+    from optbench.platform.report import also_table
+
+    data = frame()
+    data["metrics.time"] = np.arange(len(data), dtype=float)
+    table = build_table(data, SPEC)
+    extra = also_table(data, table, "time")
+    # s1 chose lr=1.0 (rows 3..5: times 3, 4, 5); s2 chose lr=0.1 (rows 6..8: times 6, 7, 8)
+    means = dict(zip(extra.cells["algorithm.schedule"], extra.cells["mean"], strict=True))
+    assert means == {"s1": 4.0, "s2": 7.0}
+    assert extra.metric == "time" and (extra.cells["n"] == 3).all()

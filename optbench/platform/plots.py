@@ -29,6 +29,7 @@ def convergence_plot(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     keys = table.rows + table.columns + table.tune
     panels = (
@@ -57,8 +58,8 @@ def convergence_plot(
             if not curves:
                 continue
             joined = pd.concat(curves, axis=1).sort_index().interpolate(limit_area="inside")
-            if plot.log_y:
-                joined = joined.clip(lower=1e-16)
+            if plot.log_y:  # non-positive values have no place on a log axis: leave gaps
+                joined = joined.where(joined > 0)
             label = ", ".join(str(cell[c]) for c in table.columns) or "runs"
             line = ax.plot(joined.index, joined.mean(axis=1), label=label)[0]
             ax.fill_between(
@@ -75,6 +76,9 @@ def convergence_plot(
         ax.set_ylabel(plot.metric)
         if plot.log_y:
             ax.set_yscale("log")
+        if getattr(plot, "log_x", False):
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)

@@ -170,6 +170,27 @@ def build_table(frame: pd.DataFrame, spec: Any) -> Table:
     return Table(cells, all_configs, rows, columns, tune, metric, goal, notes)
 
 
+def also_table(frame: pd.DataFrame, table: Table, metric: str) -> Table:
+    """``metric`` over seeds at the configurations ``table`` chose (same rows and columns)."""
+    column = f"{METRIC}{metric}"
+    if column not in frame:
+        raise ConfigError(f"report.also: no run logged '{metric}'")
+    keys = table.rows + table.columns + table.tune
+    data = frame.copy()
+    values = pd.to_numeric(data[column], errors="coerce")
+    bad = ~np.isfinite(values) | (data["status"] == "diverged")
+    data["value"] = values.where(~bad, _worst(table.goal))
+    chosen = table.cells[keys] if keys else None
+    if chosen is not None:
+        data = data.merge(chosen, on=keys, how="inner")
+    cells = (
+        aggregate(data, keys, "value")
+        if keys
+        else aggregate(data.assign(_all=0), ["_all"], "value")
+    )
+    return Table(cells, cells, table.rows, table.columns, table.tune, metric, table.goal)
+
+
 def _fmt(mean: float, ci: float) -> str:
     if not math.isfinite(mean):
         return "diverged"
@@ -255,6 +276,15 @@ def write_report(
         data.to_csv(out_dir / name, index=False)
         files.append(out_dir / name)
 
+    also = [also_table(frame, table, m) for m in (_value(spec, "also") or [])]
+    for extra in also:
+        grid = pivot(extra, ("**", "**")).to_markdown()
+        markdown += f"\n\nfinal {extra.metric} (mean ± 95% CI over seeds)\n\n{grid}"
+        (out_dir / f"table_{extra.metric}.csv").write_text(extra.cells.to_csv(index=False))
+        files.append(out_dir / f"table_{extra.metric}.csv")
+    if also:
+        (out_dir / "table.md").write_text(f"{title}\n\n{markdown}\n")
+
     images = []
     for plot in spec.plots:
         if _value(plot, "kind") != "convergence":
@@ -264,7 +294,7 @@ def write_report(
         images.append(path)
         files.append(path)
 
-    html = _html(experiment, title, pivot(table, ("<b>", "</b>")), table, images)
+    html = _html(experiment, title, pivot(table, ("<b>", "</b>")), table, images, also)
     (out_dir / "index.html").write_text(html)
     files.append(out_dir / "index.html")
     parent = tracker.latest_sweep()
@@ -274,7 +304,14 @@ def write_report(
     )
 
 
-def _html(experiment: str, title: str, grid: pd.DataFrame, table: Table, images: list[Path]) -> str:
+def _html(
+    experiment: str,
+    title: str,
+    grid: pd.DataFrame,
+    table: Table,
+    images: list[Path],
+    also: list[Table] | None = None,
+) -> str:
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>optbench report: {experiment}</title>",
@@ -284,6 +321,8 @@ def _html(experiment: str, title: str, grid: pd.DataFrame, table: Table, images:
         grid.to_html(escape=False),
     ]
     parts += [f"<p><i>{note}</i></p>" for note in table.notes]
+    for extra in also or []:
+        parts += [f"<h2>{extra.metric}</h2>", pivot(extra, ("<b>", "</b>")).to_html(escape=False)]
     if table.tune:
         chosen = table.cells[table.rows + table.columns + table.tune + ["n"]]
         parts += ["<h2>Chosen configurations</h2>", chosen.to_html(index=False)]

@@ -82,6 +82,7 @@ class PlotSpec:
     metric: str = MISSING
     x: str = "step"
     log_y: bool = True
+    log_x: bool = False
 
 
 @dataclass
@@ -99,6 +100,9 @@ class ReportSpec:
     columns: list[str] = field(default_factory=list)
     tune: list[str] = field(default_factory=list)
     statistic: str = "final"
+    #: further metrics, each in its own table with the same rows and columns (for each cell,
+    #: the configuration chosen by ``metric``).
+    also: list[str] = field(default_factory=list)
     plots: list[PlotSpec] = field(default_factory=list)
     #: write the report at the end of every multirun of the experiment.
     auto: bool = True

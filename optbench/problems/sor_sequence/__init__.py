@@ -1,0 +1,1 @@
+"""The SOR-sequence family (Khodak, Chow, Balcan, Talwalkar, "Learning to Relax", ICLR 2024)."""

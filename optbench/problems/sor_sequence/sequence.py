@@ -1,0 +1,185 @@
+"""What the SOR-sequence problems share: the record of solved instances, the hindsight cost
+table (computed lazily, cached on disk) and the scoring.
+
+A concrete problem implements ``_key()`` (everything the instance stream depends on),
+``_instances()`` (the instances in order, for the table), ``_solve_instance`` and
+``_instance_optimal``; the online path (``context``/``solve``) is its own.
+
+Cache: ``<ctx.cache_dir>/parameter_sequence/<problem>_<sha256 of the key>.npz`` holds, for
+every instance of the stream, the iteration count at every ``oracle_grid`` parameter
+(``costs``), the instance-optimal parameter and its count (``optimal_parameter``,
+``optimal_cost``), plus problem-specific baselines (e.g. unpreconditioned CG). The key covers
+the problem's class, its parameters, the number of instances and the seed that generated the
+stream, and a version number bumped whenever the solver changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+from abc import abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from optbench.platform.errors import ConfigError
+from optbench.problems.base import ParameterSequenceProblem
+
+log = logging.getLogger("optbench")
+CACHE_VERSION = 1
+
+
+def check_grid(omega_min: float, omega_max: float, n_omegas: int, upper: float) -> None:
+    if not 0 < omega_min <= omega_max < upper:
+        raise ConfigError(
+            f"omega_min: need 0 < omega_min <= omega_max < {upper}, got {omega_min}, {omega_max}"
+        )
+    if n_omegas < 1:
+        raise ConfigError(f"n_omegas: must be >= 1, got {n_omegas}")
+
+
+class SolverSequence(ParameterSequenceProblem):
+    """Record, hindsight baselines and ``evaluate`` for a sequence solved by an omega-solver."""
+
+    parameter_range = (0.0, 2.0)
+
+    def __init__(
+        self, omega_min: float, omega_max: float, n_omegas: int, tol: float, max_iterations: int
+    ) -> None:
+        super().__init__()
+        check_grid(omega_min, omega_max, n_omegas, 2.0)
+        if not 0 < tol < 1:
+            raise ConfigError(f"tol: must be in (0, 1), got {tol}")
+        if max_iterations < 1:
+            raise ConfigError(f"max_iterations: must be >= 1, got {max_iterations}")
+        self.omega_min, self.omega_max, self.n_omegas = omega_min, omega_max, n_omegas
+        self.tol, self.max_iterations = tol, max_iterations
+        self.costs: list[int] = []
+        self.parameters: list[float] = []
+        self.solve_time_s = 0.0
+        self._table: dict[str, np.ndarray] | None = None
+        self._cache_dir: Path | None = None
+
+    # -- the online record -----------------------------------------------------------------------
+    def _check_next(self, t: int, parameter: float) -> None:
+        if t != len(self.costs):
+            raise ValueError(
+                f"instances are solved in order: expected t={len(self.costs)}, got {t}"
+            )
+        if t >= self.n_instances:
+            raise ValueError(f"the sequence has {self.n_instances} instances; t={t} is past it")
+        low, high = self.parameter_range
+        if not low < parameter < high:
+            raise ValueError(f"parameter {parameter} outside ({low}, {high})")
+
+    def _record(self, parameter: float, iterations: int, seconds: float) -> int:
+        self.costs.append(int(iterations))
+        self.parameters.append(float(parameter))
+        self.solve_time_s += seconds
+        self.counters["instances"] += 1
+        self.counters["iterations"] += int(iterations)
+        return int(iterations)
+
+    # -- the hindsight table ---------------------------------------------------------------------
+    @property
+    def oracle_grid(self) -> np.ndarray:
+        return np.linspace(self.omega_min, self.omega_max, self.n_omegas)
+
+    @abstractmethod
+    def _key(self) -> dict[str, Any]:
+        """Everything the instance stream and the solver's counts depend on (JSON-able)."""
+
+    @abstractmethod
+    def _instances(self) -> Iterator[Any]:
+        """The instances in order (a fresh pass), as objects ``_solve_instance`` accepts."""
+
+    @abstractmethod
+    def _solve_instance(self, instance: Any, omega: float) -> int:
+        """Iterations to solve ``instance`` with ``omega`` (uncounted)."""
+
+    @abstractmethod
+    def _instance_optimal(self, instance: Any, grid_costs: np.ndarray) -> tuple[float, int]:
+        """The instance-optimal omega of ``instance`` and its count (grid costs given)."""
+
+    def _extra_baselines(self, instance: Any) -> dict[str, float]:
+        """Further per-instance baselines stored in the table (e.g. plain CG). Default none."""
+        return {}
+
+    def cache_file(self) -> Path:
+        assert self._cache_dir is not None, "setup() first"
+        key = json.dumps({"version": CACHE_VERSION, **self._key()}, sort_keys=True)
+        digest = hashlib.sha256(key.encode()).hexdigest()[:20]
+        return self._cache_dir / "parameter_sequence" / f"{type(self).__name__}_{digest}.npz"
+
+    def _load_table(self) -> dict[str, np.ndarray]:
+        if self._table is not None:
+            return self._table
+        file = self.cache_file()
+        if file.exists():
+            try:
+                with np.load(file) as data:
+                    self._table = {k: data[k] for k in data.files}
+                return self._table
+            except (OSError, ValueError):
+                pass  # a damaged cache entry is recomputed
+        started = time.perf_counter()
+        grid = self.oracle_grid
+        rows: dict[str, list[Any]] = {}
+        for instance in self._instances():
+            costs = np.array([self._solve_instance(instance, w) for w in grid], dtype=np.int64)
+            omega, cost = self._instance_optimal(instance, costs)
+            values = {"costs": costs, "optimal_parameter": omega, "optimal_cost": cost}
+            values.update(self._extra_baselines(instance))
+            for k, v in values.items():
+                rows.setdefault(k, []).append(v)
+        table = {k: np.asarray(v) for k, v in rows.items()}
+        log.info("cost table %s computed in %.1f s", file.name, time.perf_counter() - started)
+        file.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=file.parent, suffix=".npz")
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, **table)
+        os.replace(tmp, file)
+        self._table = table
+        return table
+
+    def cost_table(self) -> np.ndarray:
+        return self._load_table()["costs"]
+
+    def instance_optimal_parameters(self) -> np.ndarray:
+        return self._load_table()["optimal_parameter"]
+
+    # -- scoring ---------------------------------------------------------------------------------
+    def evaluate(self, solution: Any = None) -> dict[str, float]:
+        """Scores the problem's own record of the instances solved so far (``solution``, the
+        last parameter played, is not needed). Nothing is reported before the first instance."""
+        s = len(self.costs)
+        total = float(sum(self.costs))
+        metrics = {"instances": float(s), "cumulative_iterations": total}
+        if s == 0:
+            return metrics
+        table = self._load_table()
+        column_sums = table["costs"][:s].sum(axis=0)
+        best = int(np.argmin(column_sums))
+        fixed = float(column_sums[best])
+        optimal = float(table["optimal_cost"][:s].sum())
+        metrics.update(
+            best_fixed_iterations=fixed,
+            best_fixed_omega=float(self.oracle_grid[best]),
+            instance_optimal_iterations=optimal,
+            grid_instance_best_iterations=float(table["costs"][:s].min(axis=1).sum()),
+            regret_best_fixed=total - fixed,
+            regret_instance_optimal=total - optimal,
+            mean_iterations=total / s,
+            solve_time_s=self.solve_time_s,
+        )
+        if fixed > 0:
+            metrics["ratio_to_best_fixed"] = total / fixed
+        if optimal > 0:
+            metrics["ratio_to_instance_optimal"] = total / optimal
+        return metrics

@@ -1,0 +1,334 @@
+"""SOR-sequence family: kernels vs plain reference implementations, Young's omega* vs brute
+force, the heat equation's Crank-Nicolson step vs a dense solve, the hindsight baselines vs
+an independent recomputation, the bandit learners on bandits with a known best arm."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from optbench.algorithms.relaxation import ChebCB, TsallisINF, TsallisINFState
+from optbench.algorithms.relaxation_oracles import BestFixedOracle, InstanceOptimalOracle
+from optbench.platform.build import build
+from optbench.platform.context import RunContext
+from optbench.platform.errors import ConfigError
+from optbench.problems.base import ParameterSequenceProblem, Problem
+from optbench.problems.sor_sequence.grids import HeatGrid, laplacian_5pt
+from optbench.problems.sor_sequence.heat_equation import HeatEquation
+from optbench.problems.sor_sequence.kernels import SplitCSR, library, pcg_solve, sor_solve
+from optbench.problems.sor_sequence.reference import plain_pcg, plain_sor
+from optbench.problems.sor_sequence.shifted_laplacian import ShiftedLaplacian, young_omega
+from tests.conftest import cli, compose
+
+
+def context(cache: Path, steps: int, seed: int = 0) -> RunContext:
+    return RunContext.create(torch.device("cpu"), torch.float64, seed, steps, cache)
+
+
+def loop_laplacian(m: int) -> np.ndarray:
+    """The 5-point Laplacian built entry by entry (independent of the kron construction)."""
+    A = np.zeros((m * m, m * m))
+    for i in range(m):
+        for j in range(m):
+            k = i * m + j
+            A[k, k] = 4.0
+            for di, dj in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+                if 0 <= i + di < m and 0 <= j + dj < m:
+                    A[k, (i + di) * m + j + dj] = -1.0
+    return A
+
+
+def test_kernels_are_compiled() -> None:
+    assert library() is not None  # gcc is part of this machine kind; the fallback is slow
+
+
+def test_sor_iteration_counts_equal_the_plain_definition() -> None:
+    rng = np.random.default_rng(3)
+    assert np.array_equal(laplacian_5pt(6).toarray(), loop_laplacian(6))
+    matrices = [laplacian_5pt(10) + c * sp.eye(100) for c in (-0.15, 0.0, 0.45)]
+    # a non-symmetric, diagonally dominant sparse matrix with a random pattern
+    R = sp.random(80, 80, density=0.08, random_state=4, format="csr")
+    R.data -= 0.5
+    matrices.append(R + sp.diags(np.abs(R).sum(axis=1).A1 + 0.3))
+    compared = 0
+    for i, A in enumerate(matrices):
+        split = SplitCSR.from_matrix(A)
+        omegas = (1.0, 1.3, 1.6, 1.8, 1.95) if i < 3 else (0.7, 0.9, 1.0, 1.1, 1.2)
+        for omega in omegas:
+            b = rng.standard_normal(A.shape[0])
+            x0 = rng.standard_normal(A.shape[0]) * 0.1
+            x_fast, x_plain = x0.copy(), x0.copy()
+            k_fast, res_fast = sor_solve(split, b, x_fast, omega, 1e-8, 10000)
+            k_plain, res_plain = plain_sor(A, b, x_plain, omega, 1e-8, 10000)
+            assert k_fast == k_plain, (omega, k_fast, k_plain)
+            assert res_fast < 1e-8 and res_plain < 1e-8
+            np.testing.assert_allclose(x_fast, x_plain, rtol=1e-9, atol=1e-9)
+            compared += 1
+    assert compared == 20
+    # the cap: too few iterations allowed -> cost = cap, residual above tol
+    split = SplitCSR.from_matrix(matrices[0])
+    k, res = sor_solve(split, np.ones(100), np.zeros(100), 1.0, 1e-8, 50)
+    assert k == 50 and res > 1e-8
+
+
+def test_pcg_iteration_counts_equal_scipy_cg() -> None:
+    grid = HeatGrid(12)
+    rng = np.random.default_rng(5)
+    for s in (1e-4, 3e-3, 5e-2):
+        A = sp.eye(grid.n) - s * grid.L
+        split = SplitCSR.from_matrix(A)
+        b = rng.standard_normal(grid.n)
+        x0 = 0.1 * rng.standard_normal(grid.n)
+        for omega in (None, 1.0, 1.5, 1.9):
+            x_fast, x_ref = x0.copy(), x0.copy()
+            k_fast, _ = pcg_solve(split, b, x_fast, omega, 1e-8, 10000)
+            k_ref, _ = plain_pcg(A, b, x_ref, omega, 1e-8, 10000)
+            assert k_fast == k_ref, (s, omega, k_fast, k_ref)
+            np.testing.assert_allclose(A @ x_fast, b, atol=1e-8 * np.linalg.norm(b) * 1.01)
+
+
+def test_young_omega_minimises_sor_spectral_radius_and_iterations(tmp_path: Path) -> None:
+    problem = ShiftedLaplacian(grid_size=8)
+    problem.setup(context(tmp_path, 1))
+    A0 = laplacian_5pt(8).toarray()
+    grid = np.arange(1.0, 1.99, 0.01)
+    for shift in (-0.1, 0.1, 0.4):
+        A = A0 + shift * np.eye(64)
+        D, L = np.diag(np.diag(A)), np.tril(A, -1)
+        beta = max(abs(np.linalg.eigvals(np.eye(64) - np.linalg.solve(D, A))))
+        assert problem.jacobi_radius(shift) == pytest.approx(beta, rel=1e-10)
+        star = young_omega(beta)
+        radii = [
+            max(abs(np.linalg.eigvals(np.eye(64) - np.linalg.solve(D / w + L, A)))) for w in grid
+        ]
+        assert abs(grid[int(np.argmin(radii))] - star) <= 0.01
+        split = SplitCSR.from_matrix(A)  # the kernel's counts equal plain SOR's (tested above)
+        counts = [sor_solve(split, np.ones(64), np.zeros(64), w, 1e-8, 10000)[0] for w in grid]
+        brute = grid[int(np.argmin(counts))]
+        at_star = sor_solve(split, np.ones(64), np.zeros(64), star, 1e-8, 10000)[0]
+        assert abs(brute - star) <= 0.03  # the count's minimiser, within 3 grid spacings
+        assert at_star <= 1.1 * min(counts)
+
+
+def test_tsallis_inf_concentrates_on_the_best_arm() -> None:
+    rng = np.random.default_rng(0)
+    means = np.array([120.0, 100.0, 60.0, 110.0, 150.0])  # arm 2 is best by a clear gap
+    learner = TsallisINFState(len(means))
+    plays = []
+    for _ in range(1500):
+        p = learner.probabilities()
+        assert p.sum() == pytest.approx(1.0, abs=1e-12) and (p > 0).all()
+        arm = learner.draw(rng)
+        plays.append(arm)
+        learner.update(max(1.0, rng.normal(means[arm], 20.0)))
+    assert learner.probabilities()[2] > 0.9
+    assert np.mean(np.array(plays[-300:]) == 2) > 0.85
+
+
+class ContextualBandit(ParameterSequenceProblem):
+    """A synthetic parameter_sequence problem: omega 1.2 costs less for contexts below 0.5,
+    omega 1.8 above; noisy costs. For testing the contextual learners."""
+
+    parameter_range = (0.0, 2.0)
+    context_range = (0.0, 1.0)
+
+    def setup(self, ctx: RunContext) -> None:
+        self.n_instances = ctx.max_steps
+        self.contexts = ctx.rng.uniform(0, 1, ctx.max_steps)
+        self.noise = ctx.rng.normal(0, 5, ctx.max_steps)
+        self.played: list[float] = []
+
+    def context(self, t: int) -> float:
+        return float(self.contexts[t])
+
+    def expected(self, t: int, omega: float) -> float:
+        c = self.contexts[t]
+        return 100 + 60 * abs(omega - (1.2 if c < 0.5 else 1.8))
+
+    def solve(self, t: int, parameter: float) -> int:
+        self.played.append(parameter)
+        return max(1, round(self.expected(t, parameter) + self.noise[t]))
+
+    oracle_grid = np.array([1.2, 1.8])
+
+    def cost_table(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def instance_optimal_parameters(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def evaluate(self, solution: object) -> dict[str, float]:
+        return {}
+
+
+def test_chebcb_learns_a_context_dependent_best_arm(tmp_path: Path) -> None:
+    problem = ContextualBandit()
+    ctx = context(tmp_path, 1500)
+    problem.setup(ctx)
+    learner = ChebCB(degree=5, omega_min=1.2, omega_max=1.8, n_omegas=2)
+    for _ in learner.run(problem, ctx):
+        pass
+    tail = range(1200, 1500)
+    right = [problem.played[t] == (1.2 if problem.contexts[t] < 0.5 else 1.8) for t in tail]
+    assert np.mean(right) > 0.85
+    # a context-blind bandit cannot do better than about half right
+    blind = ContextualBandit()
+    blind.setup(context(tmp_path, 1500))
+    for _ in TsallisINF(omega_min=1.2, omega_max=1.8, n_omegas=2).run(blind, ctx):
+        pass
+    blind_right = [blind.played[t] == (1.2 if blind.contexts[t] < 0.5 else 1.8) for t in tail]
+    assert np.mean(blind_right) < 0.7
+
+
+def test_heat_system_is_spd_and_crank_nicolson_matches_a_dense_solve() -> None:
+    nx, dt = 9, 0.001
+    grid = HeatGrid(nx)
+    L = -loop_laplacian(nx - 1) * nx**2
+    assert np.allclose(grid.L.toarray(), L)
+    u = grid.initial()
+    for k in (100, 700, 760):  # small and large diffusion coefficients
+        t = k * dt
+        kappa = max(0.1 * np.sin(2 * np.pi * (t + dt / 2)), -10 * np.sin(2 * np.pi * (t + dt / 2)))
+        A = np.eye(grid.n) - 0.5 * kappa * dt * L
+        assert np.allclose(A, A.T) and np.linalg.eigvalsh(A).min() > 0
+        s, b = grid.system_parts(t, dt, u)
+        assert s == pytest.approx(0.5 * kappa * dt, rel=1e-14)
+        xc = 0.5 + np.cos(16 * np.pi * (t + dt / 2)) / 4
+        yc = 0.5 + np.sin(16 * np.pi * (t + dt / 2)) / 4
+        q = np.minimum(1, ((grid.points - [xc, yc]) ** 2).sum(axis=1) / 0.125**2)
+        with np.errstate(divide="ignore"):
+            f = 32 * np.exp(1 - 1 / (1 - q))
+        np.testing.assert_allclose(b, (np.eye(grid.n) + 0.5 * kappa * dt * L) @ u + dt * f)
+        exact = np.linalg.solve(A, b)
+        np.testing.assert_allclose(grid.solve_shifted(s, b), exact, rtol=1e-11, atol=1e-13)
+        u = exact
+
+
+def test_hindsight_baselines_match_an_independent_recomputation(tmp_path: Path) -> None:
+    kwargs = dict(omega_min=1.4, omega_max=1.9, n_omegas=4)
+    problem = ShiftedLaplacian(**kwargs)
+    problem.setup(context(tmp_path, 8, seed=2))
+    table = problem.cost_table()
+    for t in range(8):
+        inst = problem.instance(t)
+        A = laplacian_5pt(10) + inst.shift * sp.eye(100)
+        for j, omega in enumerate(problem.oracle_grid):
+            assert table[t, j] == plain_sor(A, inst.b, np.zeros(100), omega, 1e-8, 10000)[0]
+        assert np.linalg.norm(inst.b) <= 10.0
+    assert (problem.context_range[0] <= problem.shifts).all()
+    # oracles played through the problem reproduce the baselines exactly
+    for oracle, key in (
+        (BestFixedOracle(), "ratio_to_best_fixed"),
+        (InstanceOptimalOracle(), "ratio_to_instance_optimal"),
+    ):
+        played = ShiftedLaplacian(**kwargs)
+        ctx = context(tmp_path, 8, seed=2)
+        played.setup(ctx)
+        assert played.cache_file() == problem.cache_file()
+        for _ in oracle.run(played, ctx):
+            pass
+        metrics = played.evaluate()
+        assert metrics[key] == 1.0 and played.counters["instances"] == 8
+    assert metrics["cumulative_iterations"] == metrics["instance_optimal_iterations"]
+    assert metrics["instance_optimal_iterations"] < metrics["best_fixed_iterations"]
+    other = ShiftedLaplacian(**kwargs)
+    other.setup(context(tmp_path, 8, seed=3))
+    assert other.cache_file() != problem.cache_file()
+
+
+def test_heat_equation_sequence_costs_and_golden_section(tmp_path: Path) -> None:
+    problem = HeatEquation(nx=10, n_omegas=5, golden_steps=6)
+    ctx = context(tmp_path, 40)
+    problem.setup(ctx)
+    table = problem._load_table()
+    assert table["costs"].shape == (40, 5)
+    assert (table["optimal_cost"] <= table["costs"].min(axis=1)).all()
+    for _ in BestFixedOracle().run(problem, ctx):
+        pass
+    metrics = problem.evaluate()
+    assert metrics["ratio_to_best_fixed"] == 1.0
+    assert metrics["cg_iterations"] == table["cg_cost"].sum()
+    assert 0 < metrics["iterations_vs_cg"] < 1  # SSOR preconditioning pays in iterations
+    # the trajectory is the exact Crank-Nicolson one, whatever omega was played
+    again = HeatEquation(nx=10, n_omegas=5, golden_steps=6)
+    again.setup(context(tmp_path, 40))
+    for t in range(40):
+        again.solve(t, 1.0 + 0.02 * t)
+    np.testing.assert_allclose(again._u, problem._u, rtol=1e-14)
+
+
+def test_same_seed_same_costs(tmp_path: Path) -> None:
+    totals = []
+    for _ in range(2):
+        problem = ShiftedLaplacian()
+        ctx = context(tmp_path, 60, seed=7)
+        problem.setup(ctx)
+        for _ in TsallisINF().run(problem, ctx):
+            pass
+        totals.append((problem.costs, problem.parameters))
+    assert totals[0] == totals[1]
+
+
+def test_bad_values_name_their_key(tmp_path: Path) -> None:
+    cases = [
+        (["problem=shifted_laplacian", "problem.shift_min=-0.2"], "problem.shift_min"),
+        (["problem=shifted_laplacian", "problem.variance=medium"], "problem.variance"),
+        (["problem=heat_equation", "problem.nx=2"], "problem.nx"),
+        (["problem=heat_equation", "problem.omega_max=2.5"], "problem.omega_min"),
+    ]
+    for overrides, key in cases:
+        with pytest.raises(ConfigError, match=key):
+            build(compose(overrides).problem, Problem, "problem")
+    from optbench.algorithms.base import Algorithm
+
+    for name, override, key in (
+        ("fixed_omega", "algorithm.omega=2.0", "algorithm.omega"),
+        ("tsallis_inf_cb", "algorithm.n_bins=0", "algorithm.n_bins"),
+    ):
+        with pytest.raises(ConfigError, match=key):
+            build(compose([f"algorithm={name}", override]).algorithm, Algorithm, "algorithm")
+
+
+def test_experiment_presets_compose() -> None:
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from optbench.platform import paths, schema
+
+    schema.register()
+
+    def compose(overrides: list[str]):  # with the hydra node (the sweep grid)
+        with initialize_config_dir(str(paths.config_dir()), version_base="1.3"):
+            return hydra_compose("config", overrides=overrides, return_hydra_config=True)
+
+    for name in (
+        "learning_to_relax",
+        "learning_to_relax_paper",
+        "learning_to_relax_heat",
+        "learning_to_relax_heat_paper",
+    ):
+        cfg = compose([f"experiment={name}"])
+        assert cfg.experiment_name == name
+        assert "oracle_best_fixed" in cfg.hydra.sweeper.params.algorithm
+    paper = compose(["experiment=learning_to_relax_paper"])
+    assert paper.budget.max_steps == 5000 and paper.hydra.sweeper.params.seed == "range(40)"
+
+
+def test_cli_run_reports_the_sequence_metrics(cli_env: dict[str, str]) -> None:
+    done = cli(
+        "problem=shifted_laplacian",
+        "algorithm=chebcb",
+        "budget.max_steps=40",
+        "eval_every=20",
+        "tracking=none",
+        env=cli_env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "ratio_to_instance_optimal" in done.stdout + done.stderr
+    bad = cli("problem=shifted_laplacian", "problem.grid_size=30", "tracking=none", env=cli_env)
+    assert bad.returncode == 2 and "problem.shift_min" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
