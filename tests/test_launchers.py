@@ -62,27 +62,62 @@ def test_ray_cluster_workers(cli_env: dict[str, str], store: str) -> None:
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths are limited
     env = {**os.environ, **cli_env, "RAY_AUTH_MODE": "disabled"}
     start = subprocess.run(
-        [str(BIN / "ray"), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
-         "--temp-dir", temp, "--num-cpus", "2", "--include-dashboard", "false",
-         "--disable-usage-stats"], env=env, capture_output=True, text=True, timeout=180,
+        [
+            str(BIN / "ray"),
+            "start",
+            "--head",
+            "--node-ip-address",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--temp-dir",
+            temp,
+            "--num-cpus",
+            "2",
+            "--include-dashboard",
+            "false",
+            "--disable-usage-stats",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert start.returncode == 0, start.stderr
     try:
-        result = cli("-m", "hydra/launcher=ray_cluster", f"hydra.launcher.ray.init.address=127.0.0.1:{port}",
-                     "problem=least_squares", "seed=0,1,2", "budget.max_steps=40", "eval_every=10",
-                     "experiment_name=ray", f"tracking.uri={store}",
-                     env={**cli_env, "RAY_AUTH_MODE": "disabled"})
+        result = cli(
+            "-m",
+            "hydra/launcher=ray_cluster",
+            f"hydra.launcher.ray.init.address=127.0.0.1:{port}",
+            "problem=least_squares",
+            "seed=0,1,2",
+            "budget.max_steps=40",
+            "eval_every=10",
+            "experiment_name=ray",
+            f"tracking.uri={store}",
+            env={**cli_env, "RAY_AUTH_MODE": "disabled"},
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         check_complete(store, "ray", 3, 40, 10)
     finally:
-        subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
+        subprocess.run(
+            [str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120
+        )
         shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_submitit_local_executor(cli_env: dict[str, str], store: str) -> None:
     pytest.importorskip("submitit")
-    result = cli("-m", "hydra/launcher=submitit_local_jobs", "problem=least_squares", "seed=0,1",
-                 "budget.max_steps=40", "eval_every=10", "experiment_name=submitit",
-                 f"tracking.uri={store}", env=cli_env)
+    result = cli(
+        "-m",
+        "hydra/launcher=submitit_local_jobs",
+        "problem=least_squares",
+        "seed=0,1",
+        "budget.max_steps=40",
+        "eval_every=10",
+        "experiment_name=submitit",
+        f"tracking.uri={store}",
+        env=cli_env,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     check_complete(store, "submitit", 2, 40, 10)

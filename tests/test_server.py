@@ -31,10 +31,24 @@ def mlflow_server(tmp_path: Path) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     process = subprocess.Popen(
-        [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
-         "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            str(BIN / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path}/server.db",
+            "--artifacts-destination",
+            str(tmp_path / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     uri = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
@@ -58,10 +72,20 @@ def mlflow_server(tmp_path: Path) -> Iterator[str]:
             process.wait()
 
 
-def test_sweep_against_a_tracking_server(mlflow_server: str, cli_env: dict[str, str], runs_dir: Path) -> None:
-    result = cli("-m", "tracking=server", f"tracking.uri={mlflow_server}", "problem=least_squares",
-                 "seed=0,1,2", "budget.max_steps=40", "eval_every=10", "experiment_name=served",
-                 env=cli_env)
+def test_sweep_against_a_tracking_server(
+    mlflow_server: str, cli_env: dict[str, str], runs_dir: Path
+) -> None:
+    result = cli(
+        "-m",
+        "tracking=server",
+        f"tracking.uri={mlflow_server}",
+        "problem=least_squares",
+        "seed=0,1,2",
+        "budget.max_steps=40",
+        "eval_every=10",
+        "experiment_name=served",
+        env=cli_env,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     client = MlflowClient(mlflow_server)
     exp = client.get_experiment_by_name("served")
@@ -70,8 +94,9 @@ def test_sweep_against_a_tracking_server(mlflow_server: str, cli_env: dict[str, 
     assert len(children) == 3 and all(r.info.status == "FINISHED" for r in children)
     run = children[0].info.run_id
     assert sorted(m.step for m in client.get_metric_history(run, "gap")) == [0, 10, 20, 30, 40]
-    progress = pd.read_csv(download_artifacts(run_id=run, artifact_path="progress.csv",
-                                              tracking_uri=mlflow_server))
+    progress = pd.read_csv(
+        download_artifacts(run_id=run, artifact_path="progress.csv", tracking_uri=mlflow_server)
+    )
     assert list(progress["step"]) == list(range(1, 41))
     # written locally first: every job's output dir holds its metrics
     local = list((runs_dir / "multirun").glob("served/*/*/metrics.csv"))

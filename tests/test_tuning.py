@@ -38,7 +38,7 @@ def test_search_space_syntax() -> None:
         search_space({}, ["seed=1"])
 
 
-def runs_of(store: str, experiment: str) -> list:  # noqa: ANN001
+def runs_of(store: str, experiment: str) -> list:
     client = MlflowClient(store)
     exp = client.get_experiment_by_name(experiment)
     return [r for r in client.search_runs([exp.experiment_id], max_results=1000)]
