@@ -7,6 +7,7 @@ runs failed. ``OPTBENCH_DEBUG=1`` shows the full traceback of a user error.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -19,7 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from optbench.platform import paths, schema, sweep
+from optbench.platform import paths, progress, schema, sweep
 from optbench.platform.errors import Abort, ConfigError, OptbenchError
 from optbench.platform.runner import RunSummary, execute, write_summary
 from optbench.platform.tracking import PARENT_RUN_ENV, RunStatus, make_tracker
@@ -48,17 +49,22 @@ def run_job(cfg: DictConfig) -> RunSummary:
         _last_uri = tracker.uri
         if not multirun:
             tracker.prepare()
-        summary = execute(
-            cfg,
-            tracker,
-            name=name,
-            problem_name=problem_name,
-            algorithm_name=algorithm_name,
-            parent_run_id=os.environ.get(PARENT_RUN_ENV) if multirun else None,
-            reraise=not multirun,
-            local_dir=Path(hc.runtime.output_dir),
-            on_evaluation=pruning_hook(cfg.tuning),
-        )
+        monitor = None
+        if progress.enabled() and not multirun:
+            monitor = progress.RunProgress(cfg.budget.max_steps, cfg.budget.target.metric)
+        with monitor or contextlib.nullcontext():
+            summary = execute(
+                cfg,
+                tracker,
+                name=name,
+                problem_name=problem_name,
+                algorithm_name=algorithm_name,
+                parent_run_id=os.environ.get(PARENT_RUN_ENV) if multirun else None,
+                reraise=not multirun,
+                local_dir=Path(hc.runtime.output_dir),
+                on_evaluation=pruning_hook(cfg.tuning),
+                monitor=monitor,
+            )
     except OptbenchError as exc:
         # A BaseException passes through Hydra's job wrapper, which would print its own line.
         raise Abort(exc) from None

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
@@ -63,6 +63,14 @@ log = logging.getLogger("optbench")
 
 #: ``on_evaluation(step, metrics) -> stop?`` called after every evaluation of a run.
 EvaluationHook = Callable[[int, Mapping[str, float]], bool]
+
+
+class Monitor(Protocol):
+    """Watches a run from outside the algorithm's clock (e.g. a progress bar)."""
+
+    def step(self, steps: int, clock: float) -> None: ...
+
+    def evaluation(self, steps: int, metrics: Mapping[str, float]) -> None: ...
 
 
 @dataclass
@@ -124,6 +132,7 @@ def execute(
     reraise: bool = False,
     local_dir: Path | None = None,
     on_evaluation: EvaluationHook | None = None,
+    monitor: Monitor | None = None,
 ) -> RunSummary:
     """Run (or skip) the job described by the composed config ``cfg``.
 
@@ -131,7 +140,7 @@ def execute(
     runs), an ``OptbenchError`` is re-raised after being recorded so the CLI can print it.
     ``local_dir`` receives a copy of the run's metrics before they are sent to the store.
     ``on_evaluation(step, metrics)`` is called after every evaluation; returning True stops the
-    run as ``pruned`` (Optuna's pruners use it).
+    run as ``pruned`` (Optuna's pruners use it). ``monitor`` sees every step and evaluation.
     """
     config = resolved(cfg)
     identity = config_hash(config)
@@ -199,7 +208,9 @@ def execute(
         return tracker.progress_series(source, key)
 
     try:
-        outcome = _drive(cfg, recorder, history, problem_name, algorithm_name, on_evaluation)
+        outcome = _drive(
+            cfg, recorder, history, problem_name, algorithm_name, on_evaluation, monitor
+        )
     except KeyboardInterrupt:
         _finish_failed(recorder, summary, RunStatus.killed, "interrupted (Ctrl-C)")
         raise
@@ -281,6 +292,7 @@ def _drive(
     problem_name: str,
     algorithm_name: str,
     on_evaluation: EvaluationHook | None,
+    monitor: Monitor | None,
 ) -> _Outcome:
     budget = OmegaConf.to_object(cfg.budget)  # plain values: DictConfig access is slow in loops
     eval_every = int(cfg.eval_every)
@@ -319,6 +331,8 @@ def _drive(
         metrics.update({f"oracle/{k}": float(v) for k, v in problem.counters.items()})
         metrics["time_s"] = clock
         recorder.evaluation(step, {**metrics, **extra})
+        if monitor is not None:
+            monitor.evaluation(step, metrics)
         last_eval_step, last = step, metrics
         return metrics
 
@@ -375,6 +389,8 @@ def _drive(
             steps += 1
             solution = progress.solution
             recorder.progress(steps, clock, progress.metrics)
+            if monitor is not None:
+                monitor.step(steps, clock)
             if not _finite(progress.metrics):
                 status, reason = RunStatus.diverged, "non-finite progress metric"
                 break

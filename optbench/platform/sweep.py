@@ -30,7 +30,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from optbench.platform import paths
+from optbench.platform import paths, progress
 from optbench.platform.errors import Abort
 from optbench.platform.runner import SUMMARY_FILE, RunSummary
 from optbench.platform.tracking import (
@@ -156,6 +156,7 @@ class SweepCallback(Callback):
         self._parent: str | None = None
         self._sweep_dir: Path | None = None
         self._started = 0.0
+        self._bar: progress.SweepProgress | None = None
 
     @abort_on_error
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -188,11 +189,16 @@ class SweepCallback(Callback):
             orphans = tracker.mark_orphans_killed(self._parent)
             if orphans:
                 log.info("marked %d runs KILLED that were still RUNNING from before", orphans)
+        if progress.enabled():
+            self._bar = progress.SweepProgress(self._sweep_dir, progress.count_jobs(config)).start()
 
     @abort_on_error
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         global last_outcome, _active
         _active = None
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
         assert self._sweep_dir is not None
         outcome = collect(self._sweep_dir) if self._sweep_dir.exists() else SweepOutcome()
         outcome.parent_run_id = self._parent
