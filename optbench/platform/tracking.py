@@ -309,7 +309,10 @@ class MlflowTracker(Tracker):
             experiment = self.client.get_experiment_by_name(self.experiment_name)
             if experiment is None:
                 self._experiment_id = self.client.create_experiment(
-                    self.experiment_name, artifact_location=self.artifact_location()
+                    self.experiment_name,
+                    artifact_location=self.artifact_location(),
+                    # the MLflow UI then opens the experiment on its runs, not its GenAI views
+                    tags={"mlflow.experimentKind": "custom_model_development"},
                 )
             else:
                 if experiment.lifecycle_stage == "deleted":
