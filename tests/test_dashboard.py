@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def wait_for(predicate, timeout: float = 60.0, step: float = 0.5):  # noqa: ANN001, ANN201
+def wait_for(predicate, timeout: float = 60.0, step: float = 0.5):
     deadline = time.time() + timeout
     while True:
         value = predicate()
