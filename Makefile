@@ -11,7 +11,7 @@ UI_PORT ?= 5001
 RUNS := $(CURDIR)/runs
 BACKEND ?= sqlite:///$(RUNS)/mlflow.db
 
-.PHONY: run test sweep report server ui lint bench venv clean
+.PHONY: run test sweep report server ui lint bench bench-check bench-update venv clean
 
 venv: $(STAMP)
 
@@ -61,6 +61,14 @@ ui: $(STAMP)
 ## lint: ruff
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check optbench tests benchmarks
+
+## bench-check: rerun every quick experiment with a baseline and fail on any regressed metric
+bench-check: $(STAMP)
+	$(BIN)/optbench-check $(EXPERIMENTS)
+
+## bench-update: rewrite the baselines (EXPERIMENTS=... to choose; default: every baseline)
+bench-update: $(STAMP)
+	$(BIN)/optbench-check --update $(EXPERIMENTS)
 
 ## bench: the performance benchmarks (figures printed and written to runs/benchmarks)
 bench: $(STAMP)

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from omegaconf import OmegaConf
 from scipy import stats
 
 from optbench.platform import paths
@@ -293,6 +294,10 @@ def write_report(
         convergence_plot(tracker, frame, table, plot, path)
         images.append(path)
         files.append(path)
+
+    spec_file = out_dir / "report.yaml"  # the spec this report was built from
+    spec_file.write_text(OmegaConf.to_yaml(OmegaConf.create(spec), resolve=True))
+    files.append(spec_file)
 
     html = _html(experiment, title, pivot(table, ("<b>", "</b>")), table, images, also)
     (out_dir / "index.html").write_text(html)

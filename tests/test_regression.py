@@ -1,0 +1,69 @@
+"""Regression gates: a baseline written from a quick experiment passes; a worse run fails,
+naming the cell, the old and new values and the tolerance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from optbench.platform.regression import compare, make_baseline
+from tests.conftest import ROOT, cli
+
+SEARCH = f"hydra.searchpath=[file://{ROOT}/tests/configs]"
+
+
+def table(values: list[float]) -> dict[str, pd.DataFrame]:
+    frame = pd.DataFrame(
+        {
+            "problem.condition": [10, 100],
+            "algorithm": ["sgd", "sgd"],
+            "mean": values,
+            "std": [0.1, 0.1],
+            "n": [2, 2],
+            "ci95": [0.5, 0.5],
+        }
+    )
+    return {"__main__": frame}
+
+
+def test_compare_directions_and_tolerance() -> None:
+    baseline = make_baseline("x", table([1.0, 2.0]), goal="min", metric="gap", rtol=0.05)
+    assert compare(baseline, table([1.04, 1.5])) == []  # within 5%, or better
+    worse = compare(baseline, table([1.06, 2.0]))
+    assert len(worse) == 1 and worse[0].cell == {"problem.condition": 10, "algorithm": "sgd"}
+    assert worse[0].old == 1.0 and worse[0].new == 1.06 and abs(worse[0].bound - 1.05) < 1e-12
+    baseline["goal"] = "max"
+    assert len(compare(baseline, table([0.9, 2.5]))) == 1  # 0.9 < 0.95 regresses when maximising
+    missing = compare(baseline, {"__main__": table([1.0, 2.0])["__main__"].iloc[:1]})
+    assert len(missing) == 1 and missing[0].new is None
+
+
+def test_check_command_passes_then_flags_a_regression(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    folder = tmp_path / "baselines"
+    env = {**cli_env, "PYTHONPATH": str(ROOT)}
+    update = cli(
+        "--update",
+        "--baselines",
+        str(folder),
+        "--override",
+        SEARCH,
+        "test_grid",
+        program="optbench-check",
+        env=env,
+    )
+    assert update.returncode == 0, update.stdout + update.stderr
+    file = folder / "test_grid.yaml"
+    baseline = yaml.safe_load(file.read_text())
+    assert len(baseline["metrics"]) == 4 and baseline["goal"] == "min"
+    # pretend an earlier version was twice as good on one cell: the rerun must be flagged
+    baseline["metrics"][0]["value"] /= 2
+    file.write_text(yaml.safe_dump(baseline))
+    check = cli("--baselines", str(folder), "--override", SEARCH, program="optbench-check", env=env)
+    assert check.returncode == 1, check.stdout + check.stderr
+    flagged = [line for line in check.stdout.splitlines() if line.startswith("REGRESSED")]
+    assert len(flagged) == 1 and "test_grid: gap" in flagged[0] and "baseline" in flagged[0]
+    assert "3 of 4 metrics within tolerance" in check.stdout
