@@ -1,7 +1,11 @@
 """Fault injection: gradient descent that raises, produces NaN or hangs on request.
 
 For testing the platform itself (and a user's infrastructure): a sweep over ``fail_at_step`` /
-``nan_at_step`` / ``sleep_s`` shows how failed, diverged and timed-out runs are recorded.
+``nan_at_step`` / ``sleep_s`` shows how failed, diverged and timed-out runs are recorded. For
+large sweeps, ``fail_fraction`` / ``nan_fraction`` / ``hang_fraction`` pick each run's fault
+from its seed: with u = ``numpy.random.default_rng(seed).random()``, the run raises at step
+``fault_step`` if u < fail_fraction, turns NaN there if u < fail_fraction + nan_fraction,
+and hangs there (sleeps ``hang_s``) if u < fail_fraction + nan_fraction + hang_fraction.
 """
 
 from __future__ import annotations
@@ -10,15 +14,29 @@ import time
 from collections.abc import Iterator
 from typing import ClassVar
 
+import numpy as np
 import torch
 
 from optbench.algorithms.base import Algorithm, Progress
 from optbench.platform.context import RunContext
+from optbench.platform.errors import ConfigError
 from optbench.problems.base import FiniteSumProblem, ProblemKind
 
 
 class InjectedFault(RuntimeError):
     """The error ``fail_at_step`` raises."""
+
+
+def seeded_fault(seed: int, fail: float, nan: float, hang: float) -> str | None:
+    """The fault a run with this seed gets: ``raise``, ``nan``, ``hang`` or None."""
+    u = np.random.default_rng(seed).random()
+    if u < fail:
+        return "raise"
+    if u < fail + nan:
+        return "nan"
+    if u < fail + nan + hang:
+        return "hang"
+    return None
 
 
 class FaultInjection(Algorithm):
@@ -27,7 +45,9 @@ class FaultInjection(Algorithm):
     Args:
         fail_at_step: raise ``InjectedFault`` at this step.
         nan_at_step: from this step on, the iterate is NaN.
-        sleep_s: sleep this long in every step (a slow or hung method).
+        sleep_s: sleep this long in every step (a slow method).
+        fail_fraction, nan_fraction, hang_fraction, fault_step, hang_s: faults drawn from the
+            run's seed (see the module docstring).
     """
 
     accepts: ClassVar[frozenset[ProblemKind]] = frozenset({ProblemKind.FINITE_SUM})
@@ -38,15 +58,34 @@ class FaultInjection(Algorithm):
         fail_at_step: int | None = None,
         nan_at_step: int | None = None,
         sleep_s: float = 0.0,
+        fail_fraction: float = 0.0,
+        nan_fraction: float = 0.0,
+        hang_fraction: float = 0.0,
+        fault_step: int = 3,
+        hang_s: float = 3600.0,
     ) -> None:
+        if min(fail_fraction, nan_fraction, hang_fraction) < 0 or (
+            fail_fraction + nan_fraction + hang_fraction > 1
+        ):
+            raise ConfigError("fail_fraction: the fault fractions must be >= 0 and sum to <= 1")
         self.lr, self.fail_at_step, self.nan_at_step, self.sleep_s = (
             lr,
             fail_at_step,
             nan_at_step,
             sleep_s,
         )
+        self.fractions = (fail_fraction, nan_fraction, hang_fraction)
+        self.fault_step, self.hang_s = fault_step, hang_s
 
     def run(self, problem: FiniteSumProblem, ctx: RunContext) -> Iterator[Progress]:
+        fail_at, nan_at, hang_at = self.fail_at_step, self.nan_at_step, None
+        fault = seeded_fault(ctx.seed, *self.fractions)
+        if fault == "raise":
+            fail_at = self.fault_step
+        elif fault == "nan":
+            nan_at = self.fault_step
+        elif fault == "hang":
+            hang_at = self.fault_step
         x = problem.initial_point()
         yield Progress(x)
         step = 0
@@ -54,11 +93,13 @@ class FaultInjection(Algorithm):
             step += 1
             if self.sleep_s:
                 time.sleep(self.sleep_s)
-            if self.fail_at_step is not None and step >= self.fail_at_step:
+            if hang_at is not None and step == hang_at:
+                time.sleep(self.hang_s)
+            if fail_at is not None and step >= fail_at:
                 raise InjectedFault(f"injected failure at step {step}")
             loss, grad = problem.loss_grad(x)
             x = x - self.lr * grad
-            if self.nan_at_step is not None and step >= self.nan_at_step:
+            if nan_at is not None and step >= nan_at:
                 x = torch.full_like(x, float("nan"))
                 loss = float("nan")
             yield Progress(x, {"loss": loss})
