@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from benchmarks import metric_logging, runner_overhead, sor_kernel
+from benchmarks import launchers, metric_logging, runner_overhead, sor_kernel
 
-for module in (metric_logging, runner_overhead, sor_kernel):
+for module in (metric_logging, runner_overhead, launchers, sor_kernel):
     print(f"== {module.__name__}")
     module.main()
