@@ -171,3 +171,54 @@ def test_logreg_schedules_experiment_smoke(
         "step",
     ]
     assert (table["mean"] > 0).all() and (table["mean"] < 1).all()
+
+
+def test_ctrl_c_ends_the_run_as_killed_and_keeps_its_metrics(
+    cli_env: dict[str, str], store: str
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from tests.conftest import BIN
+
+    env = {**os.environ, **cli_env}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    process = subprocess.Popen(
+        [
+            str(BIN / "optbench"),
+            "problem=least_squares",
+            "algorithm=fault_injection",
+            "algorithm.sleep_s=0.02",
+            "budget.max_steps=100000",
+            "eval_every=20",
+            "experiment_name=interrupted",
+            f"tracking.uri={store}",
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    client = MlflowClient(store)
+    run = None
+    deadline = time.time() + 300
+    while time.time() < deadline and run is None:
+        time.sleep(0.5)
+        exp = client.get_experiment_by_name("interrupted")
+        runs = client.search_runs([exp.experiment_id]) if exp else []
+        if runs and len(client.get_metric_history(runs[0].info.run_id, "gap")) >= 2:
+            run = runs[0]
+    assert run is not None
+    time.sleep(1)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, out + err
+    assert err.strip().splitlines()[-1].startswith("error: interrupted")
+    assert "Traceback" not in err
+    ended = client.get_run(run.info.run_id)
+    assert ended.info.status == "KILLED" and ended.data.tags["optbench.status"] == "killed"
+    gap = client.get_metric_history(run.info.run_id, "gap")
+    assert len(gap) >= 2 and sorted(m.step for m in gap)[:2] == [0, 20]
