@@ -351,3 +351,28 @@ def test_runs_through_the_runner_and_is_reproducible(runs_dir: Path, store: str)
     assert first["maxvio_global"] != other["maxvio_global"]
     assert first["oracle/batches"] == 40 and first["oracle/tokens"] == 40 * 256
     assert "regret" in first and "maxvio_batch" in first
+
+
+@pytest.mark.parametrize(
+    "experiment", ["alf_lb_stream", "alf_lb_stream_paper", "alf_lb_lm", "alf_lb_lm_paper"]
+)
+def test_experiment_presets_build_every_job(experiment: str) -> None:
+    """Every algorithm of each preset's sweep composes and builds (keys, types, ranges)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from optbench.algorithms.base import Algorithm
+    from optbench.platform import paths, schema
+    from optbench.platform.build import build, check_compatible
+    from optbench.problems.base import Problem
+
+    schema.register()
+    with initialize_config_dir(str(paths.config_dir()), version_base="1.3"):
+        grid = hydra_compose("config", [f"experiment={experiment}"], return_hydra_config=True)
+        algorithms = str(grid.hydra.sweeper.params.algorithm).split(",")
+        assert grid.report.metric in ("maxvio_global", "val_ppl")
+    for name in algorithms:
+        cfg = compose([f"experiment={experiment}", f"algorithm={name}"])
+        problem = build(cfg.problem, Problem, "problem")
+        algorithm = build(cfg.algorithm, Algorithm, "algorithm")
+        check_compatible(problem, algorithm, "p", name)

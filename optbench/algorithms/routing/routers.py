@@ -61,9 +61,14 @@ class BiasedRouter(GreedyRouter):
         super().__init__(top_k)
         self.bias, self.u, self.update_rule, self.schedule = bias, u, update, schedule
         self.updates = 0
+        self._shifted: torch.Tensor | None = None  # reused buffer for s + b
 
     def select(self, scores: torch.Tensor, layer: int = 0) -> torch.Tensor:
-        return torch.topk(scores + self.bias[layer], self.top_k, dim=1).indices
+        buffer = self._shifted
+        if buffer is None or buffer.shape != scores.shape or buffer.dtype != scores.dtype:
+            buffer = self._shifted = torch.empty_like(scores)
+        torch.add(scores, self.bias[layer].to(scores.dtype), out=buffer)
+        return torch.topk(buffer, self.top_k, dim=1).indices
 
     def step_size(self) -> float:
         t = self.updates + 1
