@@ -118,12 +118,12 @@ class FiniteSumProblem(Problem):
 # A routing-stream problem serves a stream of token batches. For every routed layer of a batch it
 # has router scores s (tokens x N experts, each in (0, 1) from a sigmoid or softmax gate); the
 # algorithm's ``Router`` picks K experts per token; the problem gates with the *raw* scores
-# (Wang et al. 2024, "Auxiliary-Loss-Free Load Balancing Strategy for Mixture-of-Experts", eq. 3:
+# (Wang et al. 2024, "Auxiliary-Loss-Free Load Balancing Strategy for Mixture-of-Experts":
 # g_{i,t} = s_{i,t} if i is selected, else 0), so whatever an algorithm adds to the scores to
 # choose (a bias) only selects, it never weights. The cost is the expert load:
 #
 #   load_i  = number of (token, slot) assignments routed to expert i in the batch,
-#   MaxVio  = (max_i load_i - mean_i load_i) / mean_i load_i           (Wang et al. 2024, eq. 6),
+#   MaxVio  = (max_i load_i - mean_i load_i) / mean_i load_i           (Wang et al. 2024),
 #
 # per batch (``maxvio_batch``) and over a held-out set (``maxvio_global``: loads summed over it).
 # One runner step is one batch: the algorithm draws it (``next_batch``), routes it through the

@@ -1,7 +1,7 @@
 """Routing policies: which K experts each token goes to, and how that choice adapts.
 
 Every router only *selects*: it returns expert indices, and the problem gates each selected
-expert with the raw score s_{i,t} (Wang et al. 2024, eq. 3), so a bias never weights an output
+expert with the raw score s_{i,t} (Wang et al. 2024), so a bias never weights an output
 and has no gradient.
 """
 

@@ -7,7 +7,7 @@ selects K experts per token from them (possibly with a bias), and the output is
 
     h_t = sum_{i selected} s_{i,t} FFN_i(u_t)
 
-with the raw scores as gates (Wang et al. 2024, eq. 2-3): the selection is a discrete choice
+with the raw scores as gates (Wang et al. 2024): the selection is a discrete choice
 taken without gradient, so a selection bias never weights an output and never gets a gradient.
 Assignments the router drops (-1) contribute nothing (the residual stream carries the token).
 """

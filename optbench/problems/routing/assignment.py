@@ -6,7 +6,7 @@
                 0 <= x_{t,i} <= 1
 
 the assignment problem of Han and Zhong (2025, "A Theoretical Framework for Auxiliary-Loss-Free
-Load Balancing of Sparse Mixture-of-Experts in Large-Scale AI Models", Sec. 2). Its constraint
+Load Balancing of Sparse Mixture-of-Experts in Large-Scale AI Models"). Its constraint
 matrix is that of a bipartite b-matching (totally unimodular), so a vertex optimum is a 0/1
 routing; scipy's HiGHS returns one. Feasible iff N C >= T K. With C = T K / N (an integer) the
 optimum is perfectly balanced (MaxVio = 0).
