@@ -120,6 +120,7 @@ def test_failures_are_recorded_and_the_sweep_goes_on(cli_env: dict[str, str], st
         (["problem.dataset=/no/such/file.svm"], "/no/such/file.svm"),
         (["problem.dataset=BAD"], "line 2"),
         (["device=cuda"], "device.type=cuda"),
+        (["hydra.searchpath=[file://CFG]", "problem=malformed"], "malformed.yaml:3: malformed YAML"),
         (
             ["problem=nlp_stub", SEARCH],
             "algorithm 'sgd' solves 'finite_sum' problems; 'nlp_stub' is 'nlp'",
@@ -135,7 +136,9 @@ def test_bad_input_is_one_line_and_exit_2(
         pytest.skip("CUDA is present")
     bad = tmp_path / "bad.svm"
     bad.write_text("+1 1:0.5\n-1 0:1\n")
-    args = [a.replace("BAD", str(bad)) for a in args]
+    (tmp_path / "cfg" / "problem").mkdir(parents=True)
+    (tmp_path / "cfg" / "problem" / "malformed.yaml").write_text("_target_: x\nn: [1, 2\n")
+    args = [a.replace("BAD", str(bad)).replace("CFG", str(tmp_path / "cfg")) for a in args]
     env = {**cli_env, "PYTHONPATH": str(ROOT)}
     result = cli(*args, "budget.max_steps=3", f"tracking.uri={store}", env=env)
     assert result.returncode == 2, result.stdout + result.stderr

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import hydra
+import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
@@ -145,6 +146,12 @@ def _guard(entry: Any) -> Any:
         if debug:
             raise
         _fail(_one_line(exc))
+    except yaml.YAMLError as exc:  # a malformed config file
+        if debug:
+            raise
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{mark.name}:{mark.line + 1}: " if mark is not None else ""
+        _fail(f"{where}malformed YAML: {getattr(exc, 'problem', None) or exc}")
     except ValueError as exc:  # Hydra's own command-line checks (e.g. -m with --cfg)
         if debug or not _raised_in_hydra(exc):
             raise

@@ -215,8 +215,10 @@ def pivot(table: Table, bold: tuple[str, str]) -> pd.DataFrame:
         )
     elif table.rows:
         grid = cells.set_index(table.rows)[["text"]].rename(columns={"text": table.metric})
+    elif table.columns:
+        grid = cells.set_index(table.columns)[["text"]].T.rename(index={"text": table.metric})
     else:
-        grid = cells.set_index(table.columns)[["text"]].T if table.columns else cells[["text"]]
+        grid = cells[["text"]].rename(columns={"text": table.metric})
     grid.columns.name = None
     return grid
 
