@@ -23,15 +23,6 @@ def compose(overrides: list[str]) -> DictConfig:
         return hydra_compose("config", overrides=overrides)
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def write_result(name: str, result: dict[str, Any]) -> Path:
     """Print ``result`` and store it as JSON under runs/benchmarks/ (with machine facts)."""
     from optbench.platform.paths import runs_dir

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import compose, free_port, write_result
+from benchmarks.common import compose, write_result
 
 TRIVIAL = ["problem=least_squares", "problem.n_samples=50", "problem.dim=5", "budget.max_steps=5"]
 LAUNCHERS = {
@@ -76,42 +76,15 @@ def main() -> None:
         result[f"{name}_jobs_per_min"] = 60 * (args.jobs - 1) / (many - one)
         result[f"{name}_startup_s"] = one
 
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "mlflow"),
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{tmp}/server.db",
-            "--artifacts-destination",
-            str(tmp / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        import urllib.request
+    from optbench.platform import server
 
-        for _ in range(240):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-                    break
-            except OSError:
-                time.sleep(0.5)
+    process, uri = server.start(tmp / "server.db", tmp / "artifacts")
+    try:
         none = per_run_seconds(None, args.runs)
         embedded = per_run_seconds(f"sqlite:///{tmp}/embedded.db", args.runs)
-        served = per_run_seconds(f"http://127.0.0.1:{port}", args.runs)
+        served = per_run_seconds(uri, args.runs)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.stop(process)
     result.update(
         run_s_no_tracking=none,
         run_s_embedded_sqlite=embedded,

@@ -120,7 +120,10 @@ def test_failures_are_recorded_and_the_sweep_goes_on(cli_env: dict[str, str], st
         (["problem.dataset=/no/such/file.svm"], "/no/such/file.svm"),
         (["problem.dataset=BAD"], "line 2"),
         (["device=cuda"], "device.type=cuda"),
-        (["hydra.searchpath=[file://CFG]", "problem=malformed"], "malformed.yaml:3: malformed YAML"),
+        (
+            ["hydra.searchpath=[file://CFG]", "problem=malformed"],
+            "malformed.yaml:3: malformed YAML",
+        ),
         (
             ["problem=nlp_stub", SEARCH],
             "algorithm 'sgd' solves 'finite_sum' problems; 'nlp_stub' is 'nlp'",

@@ -4,18 +4,15 @@ them); skipped where they are missing."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import BIN, cli, free_port
+from optbench.platform import server
+from tests.conftest import cli
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(
@@ -56,26 +53,7 @@ def test_sweep_parent_children_and_charts_in_the_ui(
     parent = next(r for r in runs if r.data.tags["optbench.role"] == "sweep")
     children = [r for r in runs if r.data.tags["optbench.role"] == "run"]
 
-    port = free_port()
-    db = store.removeprefix("sqlite:///")
-    server = subprocess.Popen(
-        [
-            str(BIN / "mlflow"),
-            "ui",
-            "--backend-store-uri",
-            f"sqlite:///file:{db}?mode=ro&uri=true",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    db = Path(store.removeprefix("sqlite:///"))
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in (
@@ -91,18 +69,10 @@ def test_sweep_parent_children_and_charts_in_the_ui(
     ):
         options.add_argument(flag)
     driver = None
+    process, uri = server.start(db, read_only=True)  # what `make ui` serves
     try:
-
-        def up() -> bool:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-                    return True
-            except OSError:
-                return False
-
-        assert wait_for(up, timeout=120), "the MLflow UI did not start"
         driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-        base = f"http://127.0.0.1:{port}/#/experiments/{experiment.experiment_id}"
+        base = f"{uri}/#/experiments/{experiment.experiment_id}"
         driver.get(f"{base}/runs")
         parent_name = parent.info.run_name
 
@@ -136,5 +106,4 @@ def test_sweep_parent_children_and_charts_in_the_ui(
     finally:
         if driver is not None:
             driver.quit()
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        server.stop(process)

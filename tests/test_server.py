@@ -8,7 +8,8 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.artifacts import download_artifacts
 
-from tests.conftest import cli, free_port
+from optbench.platform.server import free_port
+from tests.conftest import cli
 
 
 def test_sweep_against_a_tracking_server(
