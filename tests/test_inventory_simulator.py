@@ -12,7 +12,7 @@ from optbench.algorithms.inventory.networks import SymmetricNetwork, VanillaMLP
 from optbench.problems.base import Observation
 from optbench.problems.inventory import demand as demand_module
 from optbench.problems.inventory.heuristics import BaseStock, CappedBaseStock, EchelonStock
-from tests.inventory_support import make_problem, python_simulation
+from tests.inventory_support import make_problem, one_thread, python_simulation
 
 CASES = {
     "backlog_L0": dict(store_lead_time=0),
@@ -36,6 +36,8 @@ CASES = {
         upstream_holding_costs=[0.3],
     ),
 }
+
+_one_thread = pytest.fixture(autouse=True)(one_thread)
 
 
 @pytest.mark.parametrize("echelon", [False, True])

@@ -170,6 +170,24 @@ def build_table(frame: pd.DataFrame, spec: Any) -> Table:
     return Table(cells, all_configs, rows, columns, tune, metric, goal, notes)
 
 
+def companion_table(frame: pd.DataFrame, table: Table, metric: str) -> Table:
+    """``metric`` (mean, std, ci95, n over seeds) for the configurations ``table`` chose."""
+    column = f"{METRIC}{metric}"
+    if column not in frame:
+        known = sorted(c[len(METRIC) :] for c in frame.columns if c.startswith(METRIC))
+        raise ConfigError(
+            f"report.extra_metrics: no run logged '{metric}' (logged: {', '.join(known)})"
+        )
+    keys = table.rows + table.columns + table.tune
+    data = frame.assign(value=pd.to_numeric(frame[column], errors="coerce"))
+    data.loc[data["status"] == "diverged", "value"] = math.nan
+    if not keys:  # build_table aggregated everything under a constant key
+        data, keys = data.assign(_all=0), ["_all"]
+    stats_ = aggregate(data, keys, "value")
+    cells = table.cells[keys].merge(stats_, on=keys, how="left")
+    return Table(cells, stats_, table.rows, table.columns, table.tune, metric, table.goal)
+
+
 def _fmt(mean: float, ci: float) -> str:
     if not math.isfinite(mean):
         return "diverged"
@@ -254,6 +272,15 @@ def write_report(
     ):
         data.to_csv(out_dir / name, index=False)
         files.append(out_dir / name)
+    extras = [companion_table(frame, table, m) for m in getattr(spec, "extra_metrics", None) or []]
+    for extra in extras:
+        stem = f"table_{extra.metric}".replace("/", "_")
+        grid = pivot(extra, ("**", "**")).to_markdown()
+        text = f"{extra.metric} of the configurations chosen above (mean ± 95% CI)\n\n{grid}"
+        (out_dir / f"{stem}.md").write_text(text + "\n")
+        extra.cells.to_csv(out_dir / f"{stem}.csv", index=False)
+        files += [out_dir / f"{stem}.md", out_dir / f"{stem}.csv"]
+        markdown += "\n\n" + text
 
     images = []
     for plot in spec.plots:
@@ -264,7 +291,7 @@ def write_report(
         images.append(path)
         files.append(path)
 
-    html = _html(experiment, title, pivot(table, ("<b>", "</b>")), table, images)
+    html = _html(experiment, title, pivot(table, ("<b>", "</b>")), table, images, extras)
     (out_dir / "index.html").write_text(html)
     files.append(out_dir / "index.html")
     parent = tracker.latest_sweep()
@@ -274,7 +301,14 @@ def write_report(
     )
 
 
-def _html(experiment: str, title: str, grid: pd.DataFrame, table: Table, images: list[Path]) -> str:
+def _html(
+    experiment: str,
+    title: str,
+    grid: pd.DataFrame,
+    table: Table,
+    images: list[Path],
+    extras: list[Table] = (),  # type: ignore[assignment]
+) -> str:
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>optbench report: {experiment}</title>",
@@ -284,6 +318,8 @@ def _html(experiment: str, title: str, grid: pd.DataFrame, table: Table, images:
         grid.to_html(escape=False),
     ]
     parts += [f"<p><i>{note}</i></p>" for note in table.notes]
+    for extra in extras:
+        parts += [f"<h2>{extra.metric}</h2>", pivot(extra, ("<b>", "</b>")).to_html(escape=False)]
     if table.tune:
         chosen = table.cells[table.rows + table.columns + table.tune + ["n"]]
         parts += ["<h2>Chosen configurations</h2>", chosen.to_html(index=False)]

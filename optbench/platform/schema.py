@@ -94,6 +94,9 @@ class ReportSpec:
     """
 
     metric: str = MISSING
+    #: more metrics shown for the same chosen configurations, one table each (e.g. the test
+    #: cost beside a gap)
+    extra_metrics: list[str] = field(default_factory=list)
     goal: Goal = Goal.min
     rows: list[str] = field(default_factory=list)
     columns: list[str] = field(default_factory=list)

@@ -75,7 +75,7 @@ class HeuristicSearch(Algorithm):
         yield Progress(copy.deepcopy(policy), {"train_cost": best})
         j, sweep_start = 0, best
         while True:
-            current = float(theta[j])
+            current = float(theta[j].detach())
             grid = torch.linspace(low[j], high[j], self.grid_points).tolist()
             values = [cost_at(j, v) for v in grid]
             i = min(range(len(grid)), key=values.__getitem__)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Literal
 
 import torch
 from torch import nn
@@ -29,6 +30,7 @@ from torch import nn
 from optbench.platform.errors import ConfigError
 from optbench.problems.base import InventorySpec, Observation
 
+Activation = Literal["elu", "relu", "tanh", "silu"]
 ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "tanh": nn.Tanh, "silu": nn.SiLU}
 ALLOCATIONS = ("auto", "softmax", "request")
 SOFTPLUS_ONE = math.log(math.e - 1)  # softplus(SOFTPLUS_ONE) = 1
@@ -95,8 +97,8 @@ class VanillaMLP(nn.Module):
         self,
         spec: InventorySpec,
         hidden: list[int] | None = None,
-        activation: str = "elu",
-        allocation: str = "auto",
+        activation: Activation = "elu",
+        allocation: Literal["auto", "softmax", "request"] = "auto",
     ) -> None:
         super().__init__()
         hidden = _check_hidden(hidden if hidden is not None else [32, 32, 32], "hidden")
@@ -118,10 +120,11 @@ class VanillaMLP(nn.Module):
         self.register_buffer(
             "scale", torch.cat([spec.demand_mean, spec.demand_mean.sum().expand(K)])
         )
+        self.register_buffer("inverse_scale", 1 / feature_scale(spec))
 
     def forward(self, obs: Observation) -> torch.Tensor:
         n = self.spec.n_stores
-        z = self.net(state_features(obs, self.spec))
+        z = self.net(state_features(obs, self.spec, self.inverse_scale))
         if self.allocation == "request":
             return self.scale * nn.functional.softplus(z)
         shares = torch.softmax(z[:, : n + 1], -1)[:, :n]
@@ -140,7 +143,7 @@ class SymmetricNetwork(nn.Module):
         embedding_hidden: list[int] | None = None,
         context_size: int = 32,
         upstream_hidden: list[int] | None = None,
-        activation: str = "elu",
+        activation: Activation = "elu",
     ) -> None:
         super().__init__()
         store_hidden = _check_hidden(store_hidden or [32, 32], "store_hidden")

@@ -23,7 +23,7 @@ serves per period, so one learning rate suits every instance.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from scipy import stats
@@ -205,7 +205,9 @@ def _rounded(values: torch.Tensor) -> list[float]:
 
 
 def heuristic_policy(
-    spec: InventorySpec, family: str = "auto", parametrisation: str = "auto"
+    spec: InventorySpec,
+    family: Literal["auto", "base_stock", "capped_base_stock", "echelon_stock"] = "auto",
+    parametrisation: Literal["auto", "levels", "quantile"] = "auto",
 ) -> ParametricPolicy:
     """The parametric policy ``family`` for ``spec`` (``auto``: the network's natural one)."""
     if family == "auto":
