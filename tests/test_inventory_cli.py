@@ -76,7 +76,7 @@ def test_quick_preset_sweeps_and_reports_cost_and_gap(
         mine = runs[(runs["problem"] == cell["problem"]) & (runs["algorithm"] == cell["algorithm"])]
         assert len(mine) == 1 and cell["mean"] == pytest.approx(mine["metrics.test_cost"].iloc[0])
     assert "test_cost of the configurations chosen above" in result.stdout
-    assert (report / "convergence_dev_cost_vs_step.png").stat().st_size > 1000
+    assert (report / "convergence_progress_dev_cost_vs_step.png").stat().st_size > 1000
 
 
 @pytest.mark.parametrize(
