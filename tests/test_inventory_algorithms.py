@@ -141,3 +141,15 @@ def test_reinforce_improves_on_its_initial_policy(tmp_path: Path) -> None:
     policy, history = drive(reinforce, problem, tmp_path, 6)
     assert history[-1]["best_dev_cost"] < 0.9 * history[0]["dev_cost"]
     assert problem.evaluate(policy)["dev_cost"] == pytest.approx(history[-1]["best_dev_cost"])
+
+
+@pytest.mark.parametrize("algorithm", [HDPO, Reinforce])
+def test_same_seed_same_numbers(tmp_path: Path, algorithm: Any) -> None:
+    config = dict(SMALL, train_samples=256, dev_samples=64)
+    results = []
+    for _ in range(2):
+        problem = make_problem(tmp_path, store_lead_time=1, **config)
+        method = algorithm(lambda spec: VanillaMLP(spec, hidden=[8]), lr=0.01, batch_size=128)
+        _, history = drive(method, problem, tmp_path, 2)
+        results.append([h["dev_cost"] for h in history])
+    assert results[0] == results[1]

@@ -14,15 +14,15 @@ serves per period, so one learning rate suits every instance.
   on its echelon position (its own on hand and pipeline plus those of every node below it).
   For a serial system with backlogging this is the Clark-Scarf optimal form (Clark and Scarf
   1960); for one warehouse and many stores it is the usual echelon heuristic.
-  ``parametrisation="quantile"`` uses two or more numbers instead of one level per node: store
-  i orders up to (L_i+1) mu_i + (z_i + delta) sigma_i sqrt(L_i+1), z_i the newsvendor quantile
+  ``parametrisation="quantile"`` (``auto`` with several stores; ``levels`` with one) uses
+  1 + n_upstream numbers instead of one level per node: store i orders up to
+  (L_i+1) mu_i + (z_i + delta) sigma_i sqrt(L_i+1), z_i the newsvendor quantile
   Phi^-1(p_i / (p_i + h_i)), and upstream node k up to m_k + z_k s_k, with m_k, s_k the mean and
   standard deviation (independence approximation) of the demand over its echelon lead time.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal
 
 import torch
@@ -33,8 +33,6 @@ from optbench.problems.base import InventorySpec, Observation, ParametricPolicy
 
 FAMILIES = ("base_stock", "capped_base_stock", "echelon_stock")
 PARAMETRISATIONS = ("auto", "levels", "quantile")
-#: ``parametrisation=auto`` uses one parameter per level up to this many parameters
-AUTO_LEVELS_MAX = 8
 
 
 def _tensor(spec: InventorySpec, values: Any) -> torch.Tensor:
@@ -140,8 +138,8 @@ class EchelonStock(ParametricPolicy):
             raise ConfigError(f"parametrisation: unknown '{parametrisation}' (known: {known})")
         self.spec = spec
         self.lv = _Levels(spec)
-        if parametrisation == "auto":
-            parametrisation = "levels" if spec.n_nodes <= AUTO_LEVELS_MAX else "quantile"
+        if parametrisation == "auto":  # one level per node for a chain, quantiles for many stores
+            parametrisation = "levels" if spec.n_stores == 1 else "quantile"
         self.parametrisation = parametrisation
         if parametrisation == "levels":
             init = torch.cat([self.lv.store_mean, self.lv.echelon_mean])
@@ -176,10 +174,9 @@ class EchelonStock(ParametricPolicy):
         """Store levels (units of mu_i) and echelon levels (units of the total mean)."""
         if self.parametrisation == "levels":
             return self.theta
-        n = self.spec.n_stores
         stores = self.lv.store_mean + (self.z_store + self.theta[0]) * self.store_sd
         echelons = self.lv.echelon_mean + self.theta[1:] * self.echelon_sd
-        return torch.cat([stores[:n], echelons])
+        return torch.cat([stores, echelons])
 
     def forward(self, obs: Observation) -> torch.Tensor:
         n = self.spec.n_stores
@@ -219,8 +216,3 @@ def heuristic_policy(
     if family == "echelon_stock":
         return EchelonStock(spec, parametrisation)
     raise ConfigError(f"family: unknown heuristic '{family}' (known: auto, {', '.join(FAMILIES)})")
-
-
-def newsvendor_quantile(p: float, h: float) -> float:
-    """The critical ratio p / (p + h) as a standard normal quantile."""
-    return float(stats.norm.ppf(p / (p + h))) if p > 0 else -math.inf

@@ -161,6 +161,15 @@ class InventoryNetwork(InventoryProblem):
             self.sizes[split] = (samples, periods, warmup)
         if reference not in REFERENCES:
             raise ConfigError(f"reference: unknown '{reference}' (known: {', '.join(REFERENCES)})")
+        leads = store_lead_time_range or [store_lead_time]
+        if reference == "analytic" and (upstream_lead_times or (lost_sales and max(leads) > 0)):
+            raise ConfigError(
+                "reference: analytic needs no upstream nodes and backlogging (or lead time 0)"
+            )
+        if reference == "dp" and (
+            upstream_lead_times or not lost_sales or demand_law != "poisson" or n_stores != 1
+        ):
+            raise ConfigError("reference: dp needs one store, lost sales and Poisson demand")
         self.n_stores, self.lost_sales, self.law = n_stores, lost_sales, demand_law
         self.demand_mean, self.demand_std = demand_mean, demand_std
         self.correlation = demand_correlation
@@ -312,8 +321,6 @@ class InventoryNetwork(InventoryProblem):
             return
         s = self.store_params
         if kind == "analytic":
-            if self.upstream_lead_times or (self.lost_sales and max(s["lead"]) > 0):
-                raise ConfigError("reference: analytic needs no upstream nodes and backlogging")
             optima = [
                 newsvendor.base_stock_optimum(
                     self.law, s["mean"][i], s["std"][i], int(s["lead"][i]), s["h"][i], s["p"][i]
@@ -324,10 +331,8 @@ class InventoryNetwork(InventoryProblem):
             with torch.no_grad():
                 policy.theta.copy_(ctx.tensor([o.level for o in optima]) / self.spec.demand_mean)
             self.ref_cost = float(np.mean([o.cost for o in optima]))
-            facts["optimal_levels"] = [round(o.level, 4) for o in optima]
+            facts["optimal_levels"] = [round(float(o.level), 4) for o in optima]
         elif kind == "dp":
-            if self.upstream_lead_times or not self.lost_sales or self.law != "poisson":
-                raise ConfigError("reference: dp needs one store, lost sales and Poisson demand")
             optimum = self._solve_dp(ctx.cache_dir)
             policy = dp.TablePolicy(self.spec, optimum)
             self.ref_cost = optimum.gain
