@@ -239,7 +239,7 @@ def test_softmax_allocation_is_always_feasible(tmp_path: Path) -> None:
 
     def watching(obs: Observation) -> torch.Tensor:
         requests = net(obs)
-        slack.append(float((obs.upstream_on_hand[:, 0] - requests[:, :3].sum(-1)).min()))
+        slack.append(float((obs.upstream_on_hand[:, 0] - requests[:, :3].sum(-1)).min().detach()))
         return requests
 
     problem.simulate(watching, "train")
