@@ -244,3 +244,14 @@ def test_softmax_allocation_is_always_feasible(tmp_path: Path) -> None:
 
     problem.simulate(watching, "train")
     assert min(slack) >= -1e-12
+
+
+def test_rationing_never_divides_zero_by_zero() -> None:
+    from optbench.problems.inventory.dynamics import _fill_rate
+
+    available = torch.tensor([-1e-7, 0.0, 2.0, 2.0, 3.0], requires_grad=True)
+    asked = torch.tensor([0.0, 0.0, 4.0, 1.0, 0.0], requires_grad=True)
+    fill = _fill_rate(available, asked)
+    assert fill.tolist() == [1.0, 1.0, 0.5, 1.0, 1.0]
+    fill.sum().backward()
+    assert torch.isfinite(available.grad).all() and torch.isfinite(asked.grad).all()

@@ -125,7 +125,7 @@ class Dynamics:
                         store_ship = store_ship * fill[:, None]
                     else:
                         up_ship[k - 1] = up_ship[k - 1] * fill
-                    up_on_hand[k] = up_on_hand[k] - asked * fill
+                    up_on_hand[k] = F.relu(up_on_hand[k] - asked * fill)  # >= 0 despite rounding
                 # 4. shipments enter the pipelines
                 if self.append:
                     pipe = torch.cat([outstanding, store_ship[:, :, None]], -1)
@@ -160,6 +160,9 @@ class Dynamics:
 
 
 def _fill_rate(available: torch.Tensor, asked: torch.Tensor) -> torch.Tensor:
-    """min(1, available / asked), 1 where nothing is asked (differentiable in both)."""
-    safe = torch.where(asked > available, asked, torch.ones_like(asked))
-    return torch.where(asked > available, available / safe, torch.ones_like(asked))
+    """min(1, available / asked) for available >= 0 and asked >= 0, 1 where nothing is asked;
+    differentiable in both, and never 0/0 (both branches of ``where`` are evaluated)."""
+    available = F.relu(available)
+    short = asked > available  # implies asked > 0
+    ones = torch.ones_like(asked)
+    return torch.where(short, available / torch.where(short, asked, ones), ones)
