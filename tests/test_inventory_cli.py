@@ -112,3 +112,34 @@ def test_a_bad_setting_is_one_line_on_the_command_line(cli_env: dict[str, str]) 
     )
     assert result.returncode == 2
     assert result.stderr == "error: problem.store_lead_time: must be >= 0, got -2\n"
+
+
+PRESETS = [
+    "hdpo_inventory",
+    "hdpo_inventory_paper",
+    "hdpo_inventory_lost_sales_paper",
+    "hdpo_inventory_serial_paper",
+    "hdpo_inventory_warehouse_paper",
+]
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_job_of_every_preset_builds(preset: str) -> None:
+    """Each preset's sweep composes and validates for every algorithm and every first value."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from optbench.platform import paths, schema
+
+    schema.register()
+    with initialize_config_dir(str(paths.config_dir()), version_base="1.3"):
+        cfg = hydra_compose("config", [f"experiment={preset}"], return_hydra_config=True)
+    params = {k: str(v).split(",") for k, v in cfg.hydra.sweeper.params.items()}
+    assert params["seed"] == ["0", "1", "2"]
+    assert cfg.report.extra_metrics == ["test_cost", "gap_crn_pct"]
+    firsts = [f"{k}={v[0]}" for k, v in params.items() if k != "algorithm"]
+    for algorithm in params["algorithm"]:
+        job = compose([f"experiment={preset}", *firsts, f"algorithm={algorithm}"])
+        assert job.experiment_name in ("hdpo_inventory", "hdpo_inventory_paper")
+        build(job.problem, Problem, "problem")
+        build(job.algorithm, Algorithm, "algorithm")
