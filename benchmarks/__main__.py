@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
-from benchmarks import launchers, metric_logging, routing_throughput, runner_overhead, sor_kernel
+from benchmarks import (
+    inventory_simulator,
+    launchers,
+    metric_logging,
+    routing_throughput,
+    runner_overhead,
+    sor_kernel,
+)
 
-for module in (metric_logging, runner_overhead, launchers, sor_kernel, routing_throughput):
+for module in (
+    metric_logging,
+    runner_overhead,
+    launchers,
+    sor_kernel,
+    routing_throughput,
+    inventory_simulator,
+):
     print(f"== {module.__name__}")
     module.main()

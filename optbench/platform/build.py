@@ -4,6 +4,11 @@ The class's ``__init__`` signature is its schema: every config key must be a par
 value must match the parameter's type hint (ints are accepted for floats). Violations raise
 ``ConfigError`` naming the dotted key, before anything runs. ``ConfigError`` raised by the
 constructor itself (range checks) gets the key prefix added.
+
+Nested nodes with their own ``_target_`` (e.g. a policy architecture inside an algorithm's
+config) are checked the same way against their target's signature (a class's ``__init__`` or a
+function's), recursively; with ``_partial_: true`` the parameters they leave unset may be
+supplied later by the caller, so only their keys and types are checked.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import types
 import typing
 from typing import Any, Literal, TypeVar, Union
 
-from hydra.utils import get_class, instantiate
+from hydra.utils import get_class, get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from optbench.algorithms.base import Algorithm
@@ -49,23 +54,61 @@ def build(node: Any, base: type[T], key: str) -> T:
         raise
 
 
-def validate_arguments(cls: type, values: dict[str, Any], key: str) -> dict[str, Any]:
-    """Check ``values`` against ``cls.__init__``'s parameters and type hints; coerce int->float."""
+def validate_arguments(
+    cls: Any, values: dict[str, Any], key: str, partial: bool = False
+) -> dict[str, Any]:
+    """Check ``values`` against ``cls.__init__``'s (or a function's) parameters and type hints;
+    coerce int->float; validate nested ``_target_`` nodes. ``partial``: unset required
+    parameters are allowed (they are supplied when the partial is called)."""
     params, hints, open_kwargs = _parameters(cls)
+    name_of = getattr(cls, "__name__", str(cls))
     checked: dict[str, Any] = {}
     for name, value in values.items():
         if name not in params and not open_kwargs:
             known = ", ".join(params)
-            raise ConfigError(f"{key}.{name}: unknown key for {cls.__name__} (known: {known})")
+            raise ConfigError(f"{key}.{name}: unknown key for {name_of} (known: {known})")
+        value = _validate_nested(value, f"{key}.{name}")
         checked[name] = coerce(value, hints.get(name, Any), f"{key}.{name}")
     for name, p in params.items():
-        if p.default is p.empty and name not in values:
-            raise ConfigError(f"{key}.{name}: required by {cls.__name__} but not set")
+        if p.default is p.empty and name not in values and not partial:
+            raise ConfigError(f"{key}.{name}: required by {name_of} but not set")
     return checked
 
 
-def _parameters(cls: type) -> tuple[dict[str, inspect.Parameter], dict[str, Any], bool]:
-    """Parameters and type hints of ``cls.__init__``, following ``**kwargs`` up the MRO."""
+def _validate_nested(value: Any, key: str) -> Any:
+    """A nested config value with every ``_target_`` node in it checked against its target."""
+    if isinstance(value, list):
+        return [_validate_nested(v, f"{key}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, dict):
+        return value
+    if "_target_" not in value:
+        return {k: _validate_nested(v, f"{key}.{k}") for k, v in value.items()}
+    target = value["_target_"]
+    try:
+        obj = get_object(target)
+    except Exception as exc:  # ImportError, AttributeError, ValueError from Hydra
+        raise ConfigError(f"{key}._target_: cannot import '{target}' ({exc})") from None
+    if not callable(obj):
+        raise ConfigError(f"{key}._target_: '{target}' is not callable")
+    special = {k: v for k, v in value.items() if k.startswith("_") and k.endswith("_")}
+    arguments = {k: v for k, v in value.items() if k not in special}
+    partial = bool(special.get("_partial_", False))
+    return {**special, **validate_arguments(obj, arguments, key, partial)}
+
+
+def _parameters(cls: Any) -> tuple[dict[str, inspect.Parameter], dict[str, Any], bool]:
+    """Parameters and type hints of ``cls.__init__`` following ``**kwargs`` up the MRO, or of
+    a function."""
+    if not isinstance(cls, type):
+        signature = inspect.signature(cls)
+        try:
+            hints = typing.get_type_hints(cls)
+        except Exception:  # unresolvable annotations: validate names only
+            hints = {}
+        own = {n: p for n, p in signature.parameters.items()}
+        open_kwargs = any(p.kind is p.VAR_KEYWORD for p in own.values())
+        named = {n: p for n, p in own.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+        return named, {n: hints.get(n, Any) for n in named}, open_kwargs
     params: dict[str, inspect.Parameter] = {}
     hints: dict[str, Any] = {}
     for klass in cls.__mro__:

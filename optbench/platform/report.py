@@ -175,7 +175,8 @@ def also_table(frame: pd.DataFrame, table: Table, metric: str) -> Table:
     """``metric`` over seeds at the configurations ``table`` chose (same rows and columns)."""
     column = f"{METRIC}{metric}"
     if column not in frame:
-        raise ConfigError(f"report.also: no run logged '{metric}'")
+        known = sorted(c[len(METRIC) :] for c in frame.columns if c.startswith(METRIC))
+        raise ConfigError(f"report.also: no run logged '{metric}' (logged: {', '.join(known)})")
     keys = table.rows + table.columns + table.tune
     data = frame.copy()
     values = pd.to_numeric(data[column], errors="coerce")
@@ -278,7 +279,6 @@ def write_report(
     ):
         data.to_csv(out_dir / name, index=False)
         files.append(out_dir / name)
-
     also = [also_table(frame, table, m) for m in (_value(spec, "also") or [])]
     for extra in also:
         grid = pivot(extra, ("**", "**")).to_markdown()

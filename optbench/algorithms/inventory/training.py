@@ -1,0 +1,134 @@
+"""What HDPO and REINFORCE share: building the policy, epochs over the train samples, dev-based
+model selection and early stopping.
+
+One runner step is one epoch: a pass over the train samples in shuffled minibatches of
+``batch_size`` (one gradient step each), so ``budget.max_steps`` is the number of epochs and both
+methods simulate the same number of sample paths per step (equal sample budget). Every
+``dev_every`` epochs the current policy's mean dev cost is computed; the policy with the best dev
+cost so far is the solution the runner evaluates. With ``patience``, the run ends (converged)
+after that many dev evaluations without improvement.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from optbench.algorithms.base import Algorithm, Progress
+from optbench.platform.context import RunContext
+from optbench.platform.errors import ConfigError
+from optbench.problems.base import InventoryProblem, ParametricPolicy, ProblemKind
+
+PolicyFactory = Callable[..., Any]
+
+
+def build_policy(factory: PolicyFactory, problem: InventoryProblem, ctx: RunContext) -> nn.Module:
+    """``factory(spec=...)`` with its initial weights drawn from a seed taken from ctx.generator."""
+    seed = int(torch.randint(0, 2**62, (1,), generator=ctx.generator, device=ctx.device))
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            policy = factory(spec=problem.spec)
+    except ConfigError as exc:
+        raise ConfigError(f"algorithm.policy.{exc}") from None
+    if not isinstance(policy, nn.Module):
+        raise ConfigError(f"algorithm.policy: expected a torch module, got {type(policy).__name__}")
+    return policy.to(device=ctx.device, dtype=ctx.dtype)
+
+
+def project(policy: nn.Module) -> None:
+    """Keep a parametric policy's parameters within its bounds."""
+    if isinstance(policy, ParametricPolicy):
+        low, high = policy.bounds()
+        with torch.no_grad():
+            policy.theta.copy_(torch.maximum(torch.minimum(policy.theta, high), low))
+
+
+class EpochTraining(Algorithm):
+    """Base of the epoch-based policy optimisers (see the module docstring)."""
+
+    accepts: ClassVar[frozenset[ProblemKind]] = frozenset({ProblemKind.INVENTORY})
+
+    def __init__(
+        self,
+        policy: PolicyFactory,
+        lr: float = 3e-3,
+        batch_size: int = 1024,
+        dev_every: int = 1,
+        patience: int | None = None,
+        grad_clip: float | None = None,
+    ) -> None:
+        if not callable(policy):
+            raise ConfigError("policy: expected a policy config (configs/policy) with _partial_")
+        if lr <= 0:
+            raise ConfigError(f"lr: must be > 0, got {lr}")
+        if batch_size < 1:
+            raise ConfigError(f"batch_size: must be >= 1, got {batch_size}")
+        if dev_every < 1:
+            raise ConfigError(f"dev_every: must be >= 1, got {dev_every}")
+        if patience is not None and patience < 1:
+            raise ConfigError(f"patience: must be >= 1, got {patience}")
+        if grad_clip is not None and grad_clip <= 0:
+            raise ConfigError(f"grad_clip: must be > 0, got {grad_clip}")
+        self.policy_factory = policy
+        self.lr, self.batch_size, self.dev_every = lr, batch_size, dev_every
+        self.patience, self.grad_clip = patience, grad_clip
+
+    # -- hooks -----------------------------------------------------------------------------------
+    def prepare(self, policy: nn.Module, problem: InventoryProblem, ctx: RunContext) -> nn.Module:
+        """The module whose parameters are optimised (default: the policy itself)."""
+        return policy
+
+    def batch_loss(
+        self, trained: nn.Module, problem: InventoryProblem, batch: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss to differentiate, the batch's mean cost) on the train samples ``batch``."""
+        raise NotImplementedError
+
+    # -- loop ------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def dev_cost(self, policy: nn.Module, problem: InventoryProblem) -> float:
+        return float(problem.simulate(policy, "dev").cost.mean())
+
+    def run(self, problem: InventoryProblem, ctx: RunContext) -> Iterator[Progress]:
+        policy = build_policy(self.policy_factory, problem, ctx)
+        trained = self.prepare(policy, problem, ctx)
+        optimizer = torch.optim.Adam(trained.parameters(), lr=self.lr)
+        best_dev = self.dev_cost(policy, problem)
+        best = copy.deepcopy(policy)
+        waited = 0
+        yield Progress(best, {"dev_cost": best_dev, "best_dev_cost": best_dev})
+        n = problem.split_size("train")
+        epoch = 0
+        while True:
+            epoch += 1
+            order = torch.randperm(n, generator=ctx.generator, device=ctx.device)
+            costs, norms = [], []
+            for batch in order.split(self.batch_size):
+                loss, cost = self.batch_loss(trained, problem, batch)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                params = [p for p in trained.parameters() if p.grad is not None]
+                norm = torch.nn.utils.clip_grad_norm_(params, self.grad_clip or float("inf"))
+                optimizer.step()
+                project(policy)
+                costs.append(cost.detach())
+                norms.append(norm.detach())
+            metrics = {
+                "train_cost": float(torch.stack(costs).mean()),
+                "grad_norm": float(torch.stack(norms).mean()),
+            }
+            if epoch % self.dev_every == 0:
+                dev = self.dev_cost(policy, problem)
+                metrics["dev_cost"] = dev
+                if dev < best_dev:
+                    best, best_dev, waited = copy.deepcopy(policy), dev, 0
+                else:
+                    waited += 1
+            metrics["best_dev_cost"] = best_dev
+            stop = self.patience is not None and waited >= self.patience
+            yield Progress(best, metrics, converged=stop)

@@ -1,0 +1,128 @@
+"""Demand laws and the demand samples of a split (train / dev / test).
+
+``normal``: D_i = max(mu_i + sigma_i Z_i, 0) with equicorrelated standard normals,
+Z_i = sqrt(rho) Z_0 + sqrt(1 - rho) E_i (pairwise correlation ``rho`` before clipping), as in the
+one-warehouse setting of Alvo, Russo and Kanoria (Section 5.3). ``poisson``: D_i ~ Poisson(mu_i),
+independent across stores (sigma_i = sqrt(mu_i)).
+
+A split is a fixed set of samples: demand traces (samples x periods x stores) and initial states,
+drawn from a torch generator seeded with a seed derived from the run's seed and the split's name,
+so every call to ``Split.chunks`` yields the same numbers. Long splits (the test split) are
+generated chunk by chunk on every pass instead of being stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from optbench.problems.base import InventorySpec
+from optbench.problems.inventory.dynamics import NetworkState
+
+LAWS = ("normal", "poisson")
+SPLITS = ("train", "dev", "test")
+#: demand tensors above this many elements are regenerated chunk by chunk on every pass
+STORE_LIMIT = 1 << 24
+CHUNK_PERIODS = 256
+
+
+@dataclass(frozen=True)
+class DemandLaw:
+    law: str
+    mean: torch.Tensor  # (n,)
+    std: torch.Tensor  # (n,) (normal only)
+    correlation: float = 0.0
+
+    def sample(self, n_samples: int, n_periods: int, generator: torch.Generator) -> torch.Tensor:
+        """A (n_samples, n_periods, n_stores) tensor of demands."""
+        mean = self.mean
+        shape = (n_samples, n_periods, mean.shape[0])
+        if self.law == "poisson":
+            rates = mean.expand(shape).contiguous()
+            return torch.poisson(rates, generator=generator)
+        z = torch.randn(shape, generator=generator, dtype=mean.dtype, device=mean.device)
+        if self.correlation > 0:
+            common = torch.randn(
+                (*shape[:2], 1), generator=generator, dtype=mean.dtype, device=mean.device
+            )
+            z = np.sqrt(self.correlation) * common + np.sqrt(1 - self.correlation) * z
+        return (mean + self.std * z).clamp(min=0)
+
+
+def split_seed(seed: int, split: str) -> int:
+    """A seed for ``split`` derived from the run's ``seed`` (independent streams per split)."""
+    state = np.random.SeedSequence([seed, SPLITS.index(split)]).generate_state(2, np.uint32)
+    return int(state[0]) << 31 | int(state[1]) >> 1
+
+
+def initial_state(spec: InventorySpec, n_samples: int, generator: torch.Generator) -> NetworkState:
+    """Random initial states: on hand and every pipeline slot of a node ~ U[0, 1] x the mean
+    demand the node serves per period (rounded down for integer demand)."""
+    mean, n = spec.demand_mean, spec.n_stores
+    dtype, device = mean.dtype, mean.device
+
+    def uniform(*shape: int) -> torch.Tensor:
+        u = torch.rand(shape, generator=generator, dtype=dtype, device=device)
+        return u
+
+    lead = torch.tensor(spec.store_lead_times, device=device)
+    lmax = int(lead.max())
+    store_on_hand = uniform(n_samples, n) * mean
+    columns = torch.arange(lmax, device=device)
+    live = (columns[None, :] < lead[:, None]).to(dtype)  # slots within each store's lead time
+    store_pipeline = uniform(n_samples, n, lmax) * mean[:, None] * live
+    total = mean.sum()
+    up_on_hand = [uniform(n_samples) * total for _ in spec.upstream_lead_times]
+    up_pipeline = [uniform(n_samples, lead_k) * total for lead_k in spec.upstream_lead_times]
+    state = NetworkState(store_on_hand, store_pipeline, up_on_hand, up_pipeline)
+    if spec.integer_demand:
+        state = NetworkState(
+            store_on_hand.floor(),
+            store_pipeline.floor(),
+            [x.floor() for x in up_on_hand],
+            [x.floor() for x in up_pipeline],
+        )
+    return state
+
+
+class Split:
+    """The fixed samples of one split: initial states and demand traces."""
+
+    def __init__(
+        self,
+        name: str,
+        spec: InventorySpec,
+        law: DemandLaw,
+        n_samples: int,
+        n_periods: int,
+        warmup: int,
+        seed: int,
+    ) -> None:
+        self.name, self.spec, self.law = name, spec, law
+        self.n_samples, self.n_periods, self.warmup = n_samples, n_periods, warmup
+        self.seed = split_seed(seed, name)
+        generator = self._generator()
+        self.initial = initial_state(spec, n_samples, generator)
+        self.stored = n_samples * n_periods * spec.n_stores <= STORE_LIMIT
+        self.demand = law.sample(n_samples, n_periods, generator) if self.stored else None
+
+    def _generator(self) -> torch.Generator:
+        generator = torch.Generator(device=self.spec.demand_mean.device)
+        generator.manual_seed(self.seed)
+        return generator
+
+    def chunks(self, samples: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
+        """The demand traces of the split (or of ``samples``), in chunks of periods."""
+        if self.demand is not None:
+            yield self.demand if samples is None else self.demand[samples]
+            return
+        if samples is not None:
+            raise ValueError(f"split '{self.name}' is streamed: simulate all its samples at once")
+        generator = self._generator()
+        initial_state(self.spec, self.n_samples, generator)  # same stream as in __init__
+        for start in range(0, self.n_periods, CHUNK_PERIODS):
+            periods = min(CHUNK_PERIODS, self.n_periods - start)
+            yield self.law.sample(self.n_samples, periods, generator)
