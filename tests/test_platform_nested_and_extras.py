@@ -123,5 +123,7 @@ def test_also_metric_follows_the_chosen_configuration() -> None:
     assert extra.loc["y", "n"] == 3 and extra.loc["y", "mean"] == math.inf
     grid = pivot(also_table(runs(), table, "cost"), ("**", "**"))
     assert grid.loc["p", "x"].startswith("**22 ±") and "diverged" in grid.loc["p", "y"]
-    with pytest.raises(ConfigError, match=r"report\.also: no run logged 'nope' \(logged: cost, gap\)"):
+    with pytest.raises(
+        ConfigError, match=r"report\.also: no run logged 'nope' \(logged: cost, gap\)"
+    ):
         also_table(runs(), table, "nope")

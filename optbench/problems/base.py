@@ -295,6 +295,7 @@ class RoutingStreamProblem(Problem):
             f"problem {type(self).__name__} has no exact per-batch optimum (learnable router)"
         )
 
+
 # =================================================================================================
 # kind `inventory`: a differentiable simulator of an inventory network over demand samples
 # =================================================================================================
