@@ -112,8 +112,11 @@ class FiniteSumProblem(Problem):
         self.counters["samples"] += self.n_samples if batch is None else len(batch)
 
 
-# ========================================================================================# parameter_sequence: a stream of related linear systems, one solver parameter per instance
-# ===============================================================================================
+# =================================================================================================
+# kind `parameter_sequence`: a stream of related linear systems, one solver parameter per instance
+# =================================================================================================
+
+
 class ParameterSequenceProblem(Problem):
     """A sequence of ``n_instances`` linear systems solved one after another by a solver with
     one scalar parameter (SOR's or SSOR's relaxation ``omega``); the cost of an instance is the
