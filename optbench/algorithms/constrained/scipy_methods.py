@@ -1,0 +1,169 @@
+"""SciPy's constrained solvers as optbench algorithms: what a user would pick instead.
+
+``scipy.optimize.minimize`` runs to completion in one call; its per-iteration callback is turned
+into one ``Progress`` per iteration by running the solver in a worker thread in lockstep with
+the generator (``lockstep``): the solver only advances inside the runner's ``next()``, so the
+runner's clock, budget and evaluations see one iteration at a time, and closing the generator
+stops the solver (its callback raises ``StopIteration``, which SciPy >= 1.11 honours).
+
+- ``ScipyTrustConstr``: ``method="trust-constr"`` (Byrd-Omojokun trust-region SQP for equality
+  constraints; Lalee, Nocedal and Plantenga 1998) with exact Hessians: the objective's from
+  ``hess_obj`` and the constraints' part from ``hess_lag(x, v) - grad^2 f(x)``. Its multipliers
+  ``v`` (Lagrangian f + v^T c) are reported with each iterate.
+- ``ScipySLSQP``: ``method="SLSQP"`` (Kraft 1988), a quasi-Newton SQP using f, grad f, c, J.
+  Its callback carries no multipliers: the problem scores the iterate with least-squares
+  multipliers, and the method's own stopping rule is SLSQP's ``ftol``.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+from scipy.optimize import NonlinearConstraint, minimize
+
+from optbench.algorithms.base import Progress
+from optbench.algorithms.constrained.common import NLPAlgorithm, check_positive
+from optbench.algorithms.constrained.linalg import dense
+from optbench.platform.context import RunContext
+from optbench.problems.base import NLPIterate, NLPProblem
+
+
+def lockstep(solve: Callable[[Callable[[Any], None]], Any]) -> Iterator[Any]:
+    """Yield each callback argument of ``solve(callback)``, run in a worker thread that only
+    advances while the consumer is inside ``next()``; returns the solver's result."""
+    to_main: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+    to_worker: queue.Queue[str] = queue.Queue(maxsize=1)
+
+    def callback(intermediate_result: Any) -> None:
+        to_main.put(("step", intermediate_result))
+        if to_worker.get() == "stop":
+            raise StopIteration
+
+    def work() -> None:
+        try:
+            to_main.put(("done", solve(callback)))
+        except BaseException as exc:
+            to_main.put(("error", exc))
+
+    thread = threading.Thread(target=work, name="optbench-scipy", daemon=True)
+    thread.start()
+    finished = False
+    try:
+        while True:
+            kind, payload = to_main.get()
+            if kind == "done":
+                finished = True
+                return payload
+            if kind == "error":
+                finished = True
+                raise payload
+            yield payload
+            to_worker.put("go")
+    finally:
+        if not finished:
+            to_worker.put("stop")
+            to_main.get()  # the solver's result after the stop
+        thread.join(timeout=10)
+
+
+class ScipyTrustConstr(NLPAlgorithm):
+    """``scipy.optimize.minimize(method="trust-constr")`` with exact derivatives, one
+    iteration per step; converged at ||(grad_x L, c)|| <= tol from the solver's own state."""
+
+    def __init__(
+        self,
+        tol: float = 1e-4,
+        gtol: float = 1e-10,
+        xtol: float = 1e-12,
+        initial_tr_radius: float = 1.0,
+        maxiter: int = 1_000_000,
+    ) -> None:
+        check_positive(tol=tol, gtol=gtol, xtol=xtol, initial_tr_radius=initial_tr_radius)
+        self.tol, self.gtol, self.xtol = tol, gtol, xtol
+        self.initial_tr_radius, self.maxiter = initial_tr_radius, maxiter
+
+    def iterate(self, problem: NLPProblem, ctx: RunContext) -> Iterator[Progress]:
+        x0 = problem.initial_point()
+
+        def constraint_hessian(x: np.ndarray, v: np.ndarray) -> np.ndarray:
+            return dense(problem.hess_lag(x, np.asarray(v))) - dense(problem._hess_obj(x))
+
+        constraint = NonlinearConstraint(
+            problem.c,
+            0.0,
+            0.0,
+            jac=lambda x: dense(problem.jac(x)),
+            hess=constraint_hessian,
+        )
+
+        def solve(callback: Callable[[Any], None]) -> Any:
+            return minimize(
+                problem.f_grad,
+                x0,
+                jac=True,
+                hess=lambda x: dense(problem.hess_obj(x)),
+                method="trust-constr",
+                constraints=[constraint],
+                callback=callback,
+                options={
+                    "gtol": self.gtol,
+                    "xtol": self.xtol,
+                    "maxiter": self.maxiter,
+                    "initial_tr_radius": self.initial_tr_radius,
+                },
+            )
+
+        yield Progress(NLPIterate(x0.copy(), problem.initial_multiplier()))
+        steps = lockstep(solve)
+        while True:
+            try:
+                state = next(steps)
+            except StopIteration as done:
+                return f"scipy: {getattr(done.value, 'message', 'finished')}"
+            lam = np.concatenate([np.atleast_1d(v) for v in state.v])
+            kkt = float(
+                np.hypot(np.linalg.norm(state.lagrangian_grad), np.linalg.norm(state.constr[0]))
+            )
+            yield Progress(
+                NLPIterate(np.array(state.x), lam),
+                {"kkt": kkt, "tr_radius": float(state.tr_radius), "cg_iterations": state.cg_niter},
+                converged=kkt <= self.tol,
+            )
+
+
+class ScipySLSQP(NLPAlgorithm):
+    """``scipy.optimize.minimize(method="SLSQP")``, one iteration per step (stopping rule:
+    SLSQP's ``ftol``; the runner's target on the KKT residual stops it in the experiments)."""
+
+    def __init__(self, ftol: float = 1e-12, maxiter: int = 1_000_000) -> None:
+        check_positive(ftol=ftol)
+        self.ftol, self.maxiter = ftol, maxiter
+
+    def iterate(self, problem: NLPProblem, ctx: RunContext) -> Iterator[Progress]:
+        x0 = problem.initial_point()
+
+        def solve(callback: Callable[[Any], None]) -> Any:
+            return minimize(
+                problem.f_grad,
+                x0,
+                jac=True,
+                method="SLSQP",
+                constraints=[
+                    {"type": "eq", "fun": problem.c, "jac": lambda x: dense(problem.jac(x))}
+                ],
+                callback=callback,
+                options={"ftol": self.ftol, "maxiter": self.maxiter},
+            )
+
+        yield Progress(NLPIterate(x0.copy(), None))
+        steps = lockstep(solve)
+        while True:
+            try:
+                state = next(steps)
+            except StopIteration as done:
+                return f"scipy: {getattr(done.value, 'message', 'finished')}"
+            yield Progress(NLPIterate(np.array(state.x), None), {"f": float(state.fun)})
