@@ -37,7 +37,7 @@ shift and the step size.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -60,6 +60,29 @@ from optbench.algorithms.constrained.sketching import SketchSolver
 from optbench.platform.context import RunContext
 from optbench.platform.errors import ConfigError
 from optbench.problems.base import NLPIterate, NLPProblem
+
+
+def merit(point: Point, eta1: float, eta2: float) -> float:
+    """L_eta(x, lam) = f + lam^T c + (eta1/2) ||c||^2 + (eta2/2) ||grad_x L||^2."""
+    return float(
+        point.f
+        + point.lam @ point.c
+        + 0.5 * eta1 * (point.c @ point.c)
+        + 0.5 * eta2 * (point.grad_lag @ point.grad_lag)
+    )
+
+
+def merit_gradient(point: Point, hessian: Any, eta1: float, eta2: float) -> np.ndarray:
+    """(grad_x L + eta1 J^T c + eta2 H grad_x L, c + eta2 J grad_x L); exact for H the
+    Hessian of the Lagrangian at (x, lam)."""
+    return np.concatenate(
+        [
+            point.grad_lag
+            + eta1 * rmatvec(point.jac, point.c)
+            + eta2 * matvec(hessian, point.grad_lag),
+            point.c + eta2 * matvec(point.jac, point.grad_lag),
+        ]
+    )
 
 
 class AdaSketchNewton(NLPAlgorithm):
@@ -115,14 +138,6 @@ class AdaSketchNewton(NLPAlgorithm):
         self.max_sketch_iterations = max_sketch_iterations
         self.max_eta1, self.min_eta2, self.min_step = max_eta1, min_eta2, min_step
 
-    def _merit(self, point: Point, eta1: float, eta2: float) -> float:
-        return float(
-            point.f
-            + point.lam @ point.c
-            + 0.5 * eta1 * (point.c @ point.c)
-            + 0.5 * eta2 * (point.grad_lag @ point.grad_lag)
-        )
-
     def _delta_trial(self, eta1: float, eta2: float, upsilon: float, psi: float) -> float:
         return (0.5 - self.beta) * eta2 / ((1 + eta1 + eta2) * upsilon**2 * psi**2)
 
@@ -150,9 +165,6 @@ class AdaSketchNewton(NLPAlgorithm):
             b_norm = float(np.linalg.norm(b))
             k_norm = frobenius(K)
             merit_h = hessian if self.merit_hessian == "lagrangian" else problem.hess_obj(point.x)
-            jtc = rmatvec(point.jac, point.c)  # J^T c
-            hgl = matvec(merit_h, point.grad_lag)  # H grad_x L
-            jgl = matvec(point.jac, point.grad_lag)  # J grad_x L
 
             z = np.zeros(len(b))
             inner = 0
@@ -161,10 +173,7 @@ class AdaSketchNewton(NLPAlgorithm):
                 target = self.theta * delta * b_norm / (k_norm * psi)
                 result = solver.solve(K, b, z, target, self.max_sketch_iterations - inner)
                 z, inner = result.z, inner + result.iterations
-                merit_grad = np.concatenate(
-                    [point.grad_lag + eta1 * jtc + eta2 * hgl, point.c + eta2 * jgl]
-                )
-                slope = float(merit_grad @ z)
+                slope = float(merit_gradient(point, merit_h, eta1, eta2) @ z)
                 if eta1 > self.max_eta1 or eta2 < self.min_eta2:
                     break
                 if slope > -0.5 * eta2 * b_norm**2:
@@ -176,16 +185,16 @@ class AdaSketchNewton(NLPAlgorithm):
                     continue
                 break
 
-            merit = self._merit(point, eta1, eta2)
+            value = merit(point, eta1, eta2)
             alpha = 1.0
             while True:
                 trial = evaluate_point(problem, point.x + alpha * z[:n], point.lam + alpha * z[n:])
-                trial_merit = self._merit(trial, eta1, eta2)
-                if trial_merit <= merit + self.beta * alpha * slope:
+                trial_merit = merit(trial, eta1, eta2)
+                if trial_merit <= value + self.beta * alpha * slope:
                     break
                 alpha *= 0.5
                 if alpha < self.min_step:
-                    return f"line search failed (slope {slope:.3g}, merit {merit:.6g})"
+                    return f"line search failed (slope {slope:.3g}, merit {value:.6g})"
             point = trial
             kkt = point.kkt
             yield Progress(
