@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 
 from optbench.algorithms.base import Algorithm
@@ -24,7 +25,13 @@ from optbench.algorithms.constrained import (
 )
 from optbench.algorithms.constrained.adasketch import merit, merit_gradient
 from optbench.algorithms.constrained.common import evaluate_point
-from optbench.algorithms.constrained.linalg import kkt_matrix, modify_hessian
+from optbench.algorithms.constrained.linalg import (
+    DENSE_LIMIT,
+    kkt_matrix,
+    modify_hessian,
+    positive_definite,
+    shift_to_positive_definite,
+)
 from optbench.algorithms.constrained.sketching import SketchSolver
 from optbench.platform.context import RunContext
 from optbench.platform.errors import ConfigError
@@ -160,6 +167,24 @@ def test_hessian_is_shifted_only_when_the_reduced_hessian_is_indefinite() -> Non
     np.testing.assert_allclose(B, H + shift * np.eye(3))
 
 
+@pytest.mark.parametrize("n", [50, DENSE_LIMIT + 200], ids=["dense", "sparse"])
+def test_definiteness_tests_match_the_analytic_spectrum(n: int) -> None:
+    """tridiag(-1, d, -1) has eigenvalues d - 2 cos(k pi / (n + 1)), k = 1..n."""
+
+    def tridiagonal(d: float) -> object:
+        matrix = sp.diags([-1.0, d, -1.0], [-1, 0, 1], shape=(n, n), format="csr")
+        return matrix if n > DENSE_LIMIT else matrix.toarray()
+
+    smallest = 2.0 - 2.0 * np.cos(np.pi / (n + 1))
+    assert positive_definite(tridiagonal(2.0), shift=0.5 * smallest)
+    assert not positive_definite(tridiagonal(2.0), shift=1.5 * smallest)
+    # d = 1.5: lambda_min ~ -0.5; the shifts tried are 0, 0.1, 0.2, 0.4, 0.8
+    _, tau = shift_to_positive_definite(tridiagonal(1.5), xi=0.1, floor=1e-6)
+    assert tau == pytest.approx(0.8)
+    _, tau = shift_to_positive_definite(tridiagonal(2.5), xi=0.1, floor=1e-6)
+    assert tau == 0.0
+
+
 # -- convergence to known optima ----------------------------------------------------------------
 KNOWN = ["HS6", "HS7", "HS28", "BT2"]
 
@@ -188,11 +213,11 @@ def test_newton_methods_reach_the_known_optimum(name: str, make: Callable[[], Al
         lambda: SqpL1Gmres(tol=1e-6),
         lambda: SqpL1GmresAdaptive(tol=1e-6),
         lambda: AugmentedLagrangian(tol=1e-6),
-        lambda: AugmentedLagrangian(tol=1e-6, modification="floor"),
+        lambda: AugmentedLagrangian(tol=1e-6, modification="authors"),
         lambda: ScipyTrustConstr(tol=1e-6),
         lambda: ScipySLSQP(tol=1e-6),
     ],
-    ids=["sqp_l1_gmres", "adaptive", "auglag", "auglag_floor", "trust_constr", "slsqp"],
+    ids=["sqp_l1_gmres", "adaptive", "auglag", "auglag_authors", "trust_constr", "slsqp"],
 )
 def test_baselines_find_hs7_analytic_solution(make: Callable[[], Algorithm]) -> None:
     """HS7: min log(1 + x1^2) - x2 s.t. (1 + x1^2)^2 + x2^2 = 4; x* = (0, sqrt 3)."""

@@ -14,11 +14,12 @@ Armijo backtracking on L_A (beta = 0.1). When ||grad L_A|| <= tau, the outer upd
 lam <- lam + mu c(x), mu <- 1.5 mu, tau <- 0.1 tau follows (mu0 = 1, tau0 = 0.1, as the issue and
 the authors' baseline specify); at most ``max_inner`` Newton steps are spent per outer iteration.
 
-Hessian modification (``modification``): ``authors`` (default) shifts to lambda_min = 1 at every
-step, A + (1 - lambda_min(A)) I, as the AdaSketch authors' baseline code does (a regularised,
-Levenberg-Marquardt-like Newton step that keeps the inner iterates bounded when L_A is unbounded
-below at small mu); ``floor`` shifts only when lambda_min(A) < ``min_curvature``, to
-lambda_min = xi (a plain modified Newton method).
+Hessian modification (``modification``): ``floor`` (default) adds tau I with the smallest tau
+in {0, xi, 2 xi, ...} making the Hessian minus ``min_curvature`` I positive definite (Nocedal
+and Wright, Algorithm 3.3: Cholesky, or an inertia-revealing sparse LU for large sparse
+problems); ``authors`` shifts to lambda_min = 1 at every step, A + (1 - lambda_min(A)) I, as the
+AdaSketch authors' baseline code does (a regularised, Levenberg-Marquardt-like step; needs the
+smallest eigenvalue, so at most 2000 variables).
 
 The iterate reported is (x, lam + mu c(x)), the first-order multiplier estimate whose Lagrangian
 gradient is grad L_A, so the KKT residual scored by the problem goes to zero with the method.
@@ -30,7 +31,6 @@ from collections.abc import Iterator
 from typing import Literal
 
 import numpy as np
-import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from optbench.algorithms.base import Progress
@@ -40,7 +40,12 @@ from optbench.algorithms.constrained.common import (
     check_positive,
     evaluate_point,
 )
-from optbench.algorithms.constrained.linalg import compact, min_eig_sym
+from optbench.algorithms.constrained.linalg import (
+    DENSE_LIMIT,
+    compact,
+    min_eig_sym,
+    shift_to_positive_definite,
+)
 from optbench.platform.context import RunContext
 from optbench.platform.errors import ConfigError
 from optbench.problems.base import NLPIterate, NLPProblem
@@ -57,7 +62,7 @@ class AugmentedLagrangian(NLPAlgorithm):
         tau_factor: float = 0.1,
         kappa: float = 1e-4,
         beta: float = 0.1,
-        modification: Literal["authors", "floor"] = "authors",
+        modification: Literal["floor", "authors"] = "floor",
         xi: float = 0.1,
         min_curvature: float = 1e-6,
         max_inner: int = 100,
@@ -108,12 +113,15 @@ class AugmentedLagrangian(NLPAlgorithm):
             hessian = problem.hess_lag(point.x, lam + mu * point.c)
             jac = point.jac
             A = compact(hessian) + mu * compact(jac.T @ jac)
-            smallest = min_eig_sym(A)
-            eye = sp.identity(n) if sp.issparse(A) else np.eye(n)
             if self.modification == "authors":
-                A = A + (1.0 - smallest) * eye
-            elif smallest < self.min_curvature:
-                A = A + (self.xi - smallest) * eye
+                if n > DENSE_LIMIT:
+                    raise ConfigError(
+                        f"algorithm.modification: 'authors' needs the smallest eigenvalue, "
+                        f"computed densely up to {DENSE_LIMIT} variables (n = {n}); use floor"
+                    )
+                A = A + (1.0 - min_eig_sym(A)) * np.eye(n)
+            else:
+                A, _ = shift_to_positive_definite(A, self.xi, self.min_curvature)
             direction, gmres_iterations = self._solve(A, -gradient)
             slope = float(gradient @ direction)
             value = self._value(point, lam, mu)

@@ -57,7 +57,9 @@ def rmatvec(matrix: Any, v: np.ndarray) -> np.ndarray:
 
 
 def min_eig_sym(matrix: Any) -> float:
-    """The smallest eigenvalue of a symmetric matrix."""
+    """The smallest eigenvalue of a symmetric matrix: dense (LAPACK) up to ``DENSE_LIMIT`` rows;
+    above it only for a diagonal sparse matrix (else a ``ValueError``: use
+    ``positive_definite``, which needs no eigenvalue)."""
     n = matrix.shape[0]
     if n == 0:
         return np.inf
@@ -68,7 +70,44 @@ def min_eig_sym(matrix: Any) -> float:
         diagonal = np.zeros(n)
         np.add.at(diagonal, coo.row, coo.data)
         return float(diagonal.min())
-    return float(spla.eigsh(matrix, k=1, which="SA", return_eigenvectors=False, tol=1e-8)[0])
+    raise ValueError(f"the smallest eigenvalue of a {n} x {n} sparse matrix is not computed")
+
+
+def positive_definite(matrix: Any, shift: float = 0.0) -> bool:
+    """Is ``matrix - shift I`` positive definite? Dense: a Cholesky attempt. Large sparse: the
+    inertia from SuperLU's symmetric-mode factorisation with diagonal pivots only (the signs
+    of the pivots, by Sylvester's law of inertia)."""
+    n = matrix.shape[0]
+    if not sp.issparse(matrix) or n <= DENSE_LIMIT:
+        try:
+            np.linalg.cholesky(dense(matrix) - shift * np.eye(n))
+        except np.linalg.LinAlgError:
+            return False
+        return True
+    shifted = sp.csc_matrix(matrix - shift * sp.identity(n))
+    try:
+        factor = spla.splu(
+            shifted,
+            permc_spec="MMD_AT_PLUS_A",
+            diag_pivot_thresh=0.0,
+            options={"SymmetricMode": True},
+        )
+    except RuntimeError:  # exactly singular
+        return False
+    if not np.array_equal(factor.perm_r, factor.perm_c):  # off-diagonal pivots: no inertia
+        raise ValueError("the symmetric factorisation pivoted off the diagonal")
+    return bool(np.all(factor.U.diagonal() > 0))
+
+
+def shift_to_positive_definite(matrix: Any, xi: float, floor: float) -> tuple[Any, float]:
+    """``(A + tau I, tau)`` with the smallest tau in {0, xi, 2 xi, 4 xi, ...} making
+    ``A + tau I - floor I`` positive definite (Nocedal and Wright 2006, Algorithm 3.3)."""
+    n = matrix.shape[0]
+    eye = sp.identity(n, format="csr") if sp.issparse(matrix) else np.eye(n)
+    tau = 0.0
+    while not positive_definite(matrix + tau * eye, floor):
+        tau = xi if tau == 0.0 else 2 * tau
+    return (matrix + tau * eye if tau else matrix), tau
 
 
 def min_eig_gram(jac: Any) -> float:
@@ -94,19 +133,18 @@ def null_space_basis(jac: Any) -> np.ndarray:
     return q[:, m:n]
 
 
-def reduced_min_eig(hessian: Any, jac: Any) -> float:
+def reduced_min_eig(hessian: Any, jac: Any, tol: float = 0.0) -> float:
     """lambda_min(Z^T H Z) for Z a basis of null(J); +inf when null(J) = {0}.
 
-    Large sparse problems are handled when H itself is positive definite (then so is Z^T H Z);
-    otherwise the null-space basis is formed densely.
+    For a large sparse H with H - tol I positive definite, ``tol`` is returned (a lower bound:
+    then Z^T H Z - tol I is positive definite too); otherwise the null-space basis is formed
+    densely.
     """
     m, n = jac.shape
     if m >= n:
         return np.inf
-    if sp.issparse(hessian) and n > DENSE_LIMIT:
-        own = min_eig_sym(hessian)
-        if own > 0:
-            return own  # a lower bound on the reduced Hessian's smallest eigenvalue
+    if sp.issparse(hessian) and n > DENSE_LIMIT and positive_definite(hessian, tol):
+        return tol
     basis = null_space_basis(jac)
     reduced = basis.T @ (dense(hessian) @ basis)
     return float(sla.eigvalsh((reduced + reduced.T) / 2, subset_by_index=[0, 0])[0])
@@ -117,7 +155,7 @@ def modify_hessian(
 ) -> tuple[Any, float, float]:
     """``(B, t, lambda_min(Z^T H Z))``: B = H + t I with t = xi + ||H||_F if the reduced
     Hessian's smallest eigenvalue is below ``tol``, else t = 0."""
-    reduced = reduced_min_eig(hessian, jac)
+    reduced = reduced_min_eig(hessian, jac, tol)
     if reduced >= tol:
         return hessian, 0.0, reduced
     shift = xi + frobenius(hessian)

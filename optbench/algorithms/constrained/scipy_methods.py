@@ -8,9 +8,11 @@ stops the solver (its callback raises ``StopIteration``, which SciPy >= 1.11 hon
 
 - ``ScipyTrustConstr``: ``method="trust-constr"`` (Byrd-Omojokun trust-region SQP for equality
   constraints; Lalee, Nocedal and Plantenga 1998) with exact Hessians: the objective's from
-  ``hess_obj`` and the constraints' part from ``hess_lag(x, v) - grad^2 f(x)``. Its multipliers
+  ``hess_obj`` and the constraints' part from ``hess_lag(x, v) - grad^2 f(x)`` (dense up to
+  2000 rows, sparse above, so large sparse problems stay sparse). Its multipliers
   ``v`` (Lagrangian f + v^T c) are reported with each iterate.
-- ``ScipySLSQP``: ``method="SLSQP"`` (Kraft 1988), a quasi-Newton SQP using f, grad f, c, J.
+- ``ScipySLSQP``: ``method="SLSQP"`` (Kraft 1988), a dense quasi-Newton SQP using f, grad f, c,
+  J (O(n^2) memory: for small and medium problems).
   Its callback carries no multipliers: the problem scores the iterate with least-squares
   multipliers, and so does the convergence test.
 """
@@ -28,7 +30,7 @@ from scipy.optimize import NonlinearConstraint, minimize
 
 from optbench.algorithms.base import Progress
 from optbench.algorithms.constrained.common import NLPAlgorithm, check_positive
-from optbench.algorithms.constrained.linalg import dense
+from optbench.algorithms.constrained.linalg import compact, dense
 from optbench.platform.context import RunContext
 from optbench.problems.base import NLPIterate, NLPProblem
 
@@ -90,14 +92,14 @@ class ScipyTrustConstr(NLPAlgorithm):
     def iterate(self, problem: NLPProblem, ctx: RunContext) -> Iterator[Progress]:
         x0 = problem.initial_point()
 
-        def constraint_hessian(x: np.ndarray, v: np.ndarray) -> np.ndarray:
-            return dense(problem.hess_lag(x, np.asarray(v))) - dense(problem._hess_obj(x))
+        def constraint_hessian(x: np.ndarray, v: np.ndarray) -> Any:
+            return compact(problem.hess_lag(x, np.asarray(v))) - compact(problem._hess_obj(x))
 
         constraint = NonlinearConstraint(
             problem.c,
             0.0,
             0.0,
-            jac=lambda x: dense(problem.jac(x)),
+            jac=lambda x: compact(problem.jac(x)),
             hess=constraint_hessian,
         )
 
@@ -106,7 +108,7 @@ class ScipyTrustConstr(NLPAlgorithm):
                 problem.f_grad,
                 x0,
                 jac=True,
-                hess=lambda x: dense(problem.hess_obj(x)),
+                hess=lambda x: compact(problem.hess_obj(x)),
                 method="trust-constr",
                 constraints=[constraint],
                 callback=callback,
