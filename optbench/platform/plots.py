@@ -81,10 +81,15 @@ def convergence_plot(
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
-    handles, labels = axes.flat[0].get_legend_handles_labels()
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    legend_rows = 0
     if handles:
-        fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 6), fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1, 0.94))
+        ncol = min(len(names), 6)
+        legend_rows = math.ceil(len(names) / ncol)
+        fig.legend(handles, names, loc="upper center", ncol=ncol, fontsize=9)
+    # keep the legend's rows (about 0.25 inch each) clear of the panel titles
+    top = 1 - (0.15 + 0.25 * legend_rows) / fig.get_figheight()
+    fig.tight_layout(rect=(0, 0, 1, top))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -144,6 +149,11 @@ def draw(
 
 
 # -- profiles ------------------------------------------------------------------------------------
+def labels(frame: pd.DataFrame, keys: list[str], sep: str) -> pd.Series:
+    """One text label per row from the values of ``keys`` (missing values shown as 'nan')."""
+    return frame[keys].apply(lambda row: sep.join(str(v) for v in row), axis=1)
+
+
 def instance_costs(
     frame: pd.DataFrame,
     cost: str,
@@ -160,8 +170,8 @@ def instance_costs(
     values = pd.to_numeric(frame[cost], errors="coerce").where(solved.to_numpy(), np.inf)
     data = frame[instance + solver].copy()
     data["cost"] = values.fillna(np.inf).to_numpy()
-    data["solver"] = data[solver].astype(str).agg(", ".join, axis=1)
-    data["instance"] = data[instance].astype(str).agg(" | ".join, axis=1)
+    data["solver"] = labels(data, solver, ", ")
+    data["instance"] = labels(data, instance, " | ")
     grid = data.pivot_table(index="instance", columns="solver", values="cost", aggfunc="min")
     return grid.fillna(np.inf)
 
@@ -267,7 +277,7 @@ def scaling_plot(frame: pd.DataFrame, table: Table, plot: Any, path: Path) -> No
     data = runs.assign(
         _x=pd.to_numeric(runs[x], errors="coerce"),
         _y=pd.to_numeric(runs[column], errors="coerce"),
-        _solver=runs[solver].astype(str).agg(", ".join, axis=1) if solver else "runs",
+        _solver=labels(runs, solver, ", ") if solver else "runs",
     )
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for name, group in data.groupby("_solver", sort=True):
