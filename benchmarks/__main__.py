@@ -6,6 +6,8 @@ from benchmarks import (
     inventory_simulator,
     launchers,
     metric_logging,
+    nlp_iteration_cost,
+    nlp_sketch_solver,
     routing_throughput,
     runner_overhead,
     sor_kernel,
@@ -18,6 +20,8 @@ for module in (
     sor_kernel,
     routing_throughput,
     inventory_simulator,
+    nlp_iteration_cost,
+    nlp_sketch_solver,
 ):
     print(f"== {module.__name__}")
     module.main()

@@ -10,7 +10,8 @@ with the parameter's name.
 method, as the method's paper counts them) and yields a ``Progress``. The runner owns the budget
 (``max_steps``, ``time_limit_s``, a target on a metric), evaluation, divergence detection and all
 logging; the generator owns nothing beyond its own convergence test (``Progress.converged``).
-Returning (``StopIteration``) means the method cannot continue and ends the run as finished.
+Returning (``StopIteration``) means the method cannot continue and ends the run as finished;
+a returned string (``return "singular Jacobian"``) becomes the run's stop reason.
 """
 
 from __future__ import annotations

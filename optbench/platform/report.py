@@ -3,7 +3,8 @@
 1. ``load_runs``: every run of the experiment read back from the tracking store into a tidy
    pandas frame, one row per run: config params (dotted keys, numbers coerced), the problem and
    algorithm config names (``problem``, ``algorithm``), final metrics (``metrics.<name>``: the
-   value at the last logged step), status tags. Failed and killed runs
+   value at the last logged step), status tags, the run's ``steps`` and ``stop_reason``, and the
+   problem's ``describe()`` facts (``describe.<name>``). Failed and killed runs
    are dropped; of runs with the same config hash the latest counts.
 2. ``aggregate``: the ``statistic`` of the report metric per configuration, over seeds: mean,
    std, 95% t-interval half-width, n. A diverged run counts as the worst possible value, so a
@@ -13,6 +14,9 @@
    added to the rows, so no two different configurations are ever averaged together.
 4. ``write_report``: Markdown, LaTeX, CSV and an HTML page (tables + embedded PNG plots) under
    ``runs/reports/<experiment>/``, also logged as artifacts of the latest sweep parent run.
+   Optional parts of the spec: ``success`` (success counts per column; profiles' failures),
+   ``expected`` (values with no finished run are listed as missing, never dropped silently),
+   ``details`` (a long per-cell table of more values), plots of every kind in ``plots.py``.
 """
 
 from __future__ import annotations
@@ -33,7 +37,10 @@ from optbench.platform.errors import ConfigError
 from optbench.platform.tracking import TAG, MlflowTracker, Tracker
 
 METRIC = "metrics."
+DESCRIBE = "describe."
 SEED = "seed"
+#: run columns that are outcomes, not configuration.
+OUTCOMES = ("steps", "stop_reason")
 
 
 def _value(spec: Any, name: str) -> Any:
@@ -66,6 +73,15 @@ def load_runs(tracker: Tracker) -> pd.DataFrame:
                 status=tags.get(f"{TAG}status", ""),
                 config_hash=tags.get(f"{TAG}config_hash", run.info.run_id),
                 start_time=run.info.start_time,
+                steps=tags.get(f"{TAG}steps"),
+                stop_reason=tags.get(f"{TAG}stop_reason", ""),
+            )
+            row.update(
+                {
+                    DESCRIBE + key[len("problem.") :]: value
+                    for key, value in tags.items()
+                    if key.startswith("problem.")
+                }
             )
             rows.append(row)
         token = page.token
@@ -82,12 +98,107 @@ def load_runs(tracker: Tracker) -> pd.DataFrame:
         numeric = pd.to_numeric(frame[column], errors="coerce")
         if numeric.notna().all():
             frame[column] = numeric
+        elif column.startswith(DESCRIBE) and numeric.notna().any():
+            unset = frame[column].isna() | frame[column].isin(["None", "", "nan"])
+            if (numeric.notna() | unset).all():
+                frame[column] = numeric  # facts known for some problems only
     return frame.reset_index(drop=True)
 
 
 def param_columns(frame: pd.DataFrame) -> list[str]:
-    meta = {"run_id", "mlflow_status", "status", "config_hash", "start_time"}
-    return [c for c in frame.columns if not c.startswith(METRIC) and c not in meta]
+    meta = {"run_id", "mlflow_status", "status", "config_hash", "start_time", *OUTCOMES}
+    return [
+        c
+        for c in frame.columns
+        if not c.startswith(METRIC) and not c.startswith(DESCRIBE) and c not in meta
+    ]
+
+
+def value_column(frame: pd.DataFrame, name: str, key: str = "report") -> str:
+    """The frame column of ``name``: a final metric (``metrics.<name>``) or a run column."""
+    if f"{METRIC}{name}" in frame:
+        return f"{METRIC}{name}"
+    if name in frame:
+        return name
+    known = sorted(c[len(METRIC) :] for c in frame.columns if c.startswith(METRIC))
+    raise ConfigError(
+        f"{key}: no run logged '{name}' (metrics: {', '.join(known)}; run columns: "
+        f"{', '.join(OUTCOMES)}, describe.<fact>)"
+    )
+
+
+# -- success, missing values, details ------------------------------------------------------------
+def success_mask(frame: pd.DataFrame, success: Any) -> pd.Series:
+    """True for runs that finished and whose final ``success.metric`` meets the threshold."""
+    column = value_column(frame, _value(success, "metric"), "report.success.metric")
+    values = pd.to_numeric(frame[column], errors="coerce")
+    threshold = float(_value(success, "threshold"))
+    met = values <= threshold if _value(success, "goal") == "min" else values >= threshold
+    return (frame["status"] == "finished") & met.fillna(False)
+
+
+def chosen_runs(frame: pd.DataFrame, table: Table) -> pd.DataFrame:
+    """The runs of the configurations the table chose (one per cell, all seeds)."""
+    keys = table.rows + table.columns + table.tune
+    if not keys:
+        return frame
+    chosen = table.cells[keys].drop_duplicates()
+    merged = frame.merge(chosen, on=keys, how="inner")
+    return merged if len(merged) else frame.iloc[0:0]
+
+
+def success_counts(frame: pd.DataFrame, table: Table, success: Any) -> pd.DataFrame:
+    """Per column value of the table: runs that succeeded, runs, and the share solved."""
+    runs = chosen_runs(frame, table).copy()
+    runs["solved"] = success_mask(runs, success)
+    keys = table.columns or ["algorithm"]
+    counts = runs.groupby(keys, dropna=False)["solved"].agg(solved="sum", runs="count")
+    counts["share"] = counts["solved"] / counts["runs"]
+    return counts.reset_index().sort_values("solved", ascending=False, kind="stable")
+
+
+def missing_values(frame: pd.DataFrame, expected: Any) -> dict[str, list[Any]]:
+    """Per key of ``expected``: the expected values that no finished run has."""
+    missing = {}
+    for key, values in (expected or {}).items():
+        if key not in frame:
+            missing[key] = list(values)
+            continue
+        present = {str(v) for v in frame[key].dropna()}
+        absent = [v for v in values if str(v) not in present]
+        if absent:
+            missing[key] = absent
+    return missing
+
+
+def details_table(
+    frame: pd.DataFrame, table: Table, details: list[str], success: Any | None
+) -> pd.DataFrame:
+    """One line per cell of the table: its runs, successes, statuses and the ``details``
+    values (mean over the cell's runs for numbers, distinct values joined for text)."""
+    runs = chosen_runs(frame, table).copy()
+    keys = table.rows + table.columns
+    columns = {name: value_column(runs, name, "report.details") for name in details}
+    if success is not None:
+        runs["solved"] = success_mask(runs, success)
+    groups = runs.groupby(keys, dropna=False, sort=True) if keys else [((), runs)]
+    lines = []
+    for key, cell in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        line: dict[str, Any] = dict(zip(keys, key, strict=True))
+        line["runs"] = len(cell)
+        if success is not None:
+            line["solved"] = int(cell["solved"].sum())
+        line["status"] = ", ".join(sorted(set(map(str, cell["status"]))))
+        for name, column in columns.items():
+            values = cell[column]
+            numeric = pd.to_numeric(values, errors="coerce")
+            if numeric.notna().any():
+                line[name] = float(numeric.mean())
+            else:
+                line[name] = "; ".join(sorted({str(v) for v in values if str(v)}))
+        lines.append(line)
+    return pd.DataFrame(lines)
 
 
 # -- 2. aggregate over seeds --------------------------------------------------------------------
@@ -254,10 +365,12 @@ def write_report(
     spec: Any, tracker: Tracker, experiment: str, out_dir: Path | None = None
 ) -> ReportResult:
     """Build the experiment's tables and plots, write them, log them on the latest sweep run."""
-    from optbench.platform.plots import convergence_plot
+    from optbench.platform.plots import draw
 
     frame = load_runs(tracker)
     table = build_table(frame, spec)
+    success, expected = _value(spec, "success"), _value(spec, "expected")
+    details = list(_value(spec, "details") or [])
     out_dir = out_dir or paths.runs_dir() / "reports" / experiment
     out_dir.mkdir(parents=True, exist_ok=True)
     title = f"{_value(spec, 'statistic')} {table.metric} ({table.goal}imised"
@@ -266,6 +379,34 @@ def write_report(
 
     files = []
     markdown = pivot(table, ("**", "**")).to_markdown()
+    also = [also_table(frame, table, m) for m in (_value(spec, "also") or [])]
+    for other in also:
+        grid = pivot(other, ("**", "**")).to_markdown()
+        markdown += f"\n\nfinal {other.metric} (mean ± 95% CI over seeds)\n\n{grid}"
+        other.cells.to_csv(out_dir / f"table_{other.metric}.csv", index=False)
+        files.append(out_dir / f"table_{other.metric}.csv")
+    sections: list[tuple[str, str]] = []  # (heading, markdown) after the tables
+    if success is not None:
+        counts = success_counts(frame, table, success)
+        rule = f"{_value(success, 'metric')} {'<=' if _value(success, 'goal') == 'min' else '>='}"
+        rule += f" {_value(success, 'threshold'):g}"
+        sections.append((f"Solved (finished and {rule})", counts.to_markdown(index=False)))
+        counts.to_csv(out_dir / "success.csv", index=False)
+        files.append(out_dir / "success.csv")
+    if expected:
+        missing = missing_values(frame, expected)
+        lines = [
+            f"- {key}: {len(values)} of {len(expected[key])} expected have no finished run: "
+            + ", ".join(map(str, values))
+            for key, values in missing.items()
+        ] or ["- none: every expected value has a finished run"]
+        sections.append(("Missing", "\n".join(lines)))
+    if details or success is not None:
+        long = details_table(frame, table, details, success)
+        long.to_csv(out_dir / "details.csv", index=False)
+        (out_dir / "details.md").write_text(long.to_markdown(index=False) + "\n")
+        files += [out_dir / "details.csv", out_dir / "details.md"]
+    markdown += "".join(f"\n\n{heading}\n\n{text}" for heading, text in sections)
     for name, text in (
         ("table.md", f"{title}\n\n{markdown}\n"),
         ("table.tex", pivot(table, ("\\textbf{", "}")).to_latex(escape=False)),
@@ -279,21 +420,10 @@ def write_report(
     ):
         data.to_csv(out_dir / name, index=False)
         files.append(out_dir / name)
-    also = [also_table(frame, table, m) for m in (_value(spec, "also") or [])]
-    for extra in also:
-        grid = pivot(extra, ("**", "**")).to_markdown()
-        markdown += f"\n\nfinal {extra.metric} (mean ± 95% CI over seeds)\n\n{grid}"
-        (out_dir / f"table_{extra.metric}.csv").write_text(extra.cells.to_csv(index=False))
-        files.append(out_dir / f"table_{extra.metric}.csv")
-    if also:
-        (out_dir / "table.md").write_text(f"{title}\n\n{markdown}\n")
 
     images = []
     for plot in spec.plots:
-        if _value(plot, "kind") != "convergence":
-            raise ConfigError(f"report.plots: unknown kind '{_value(plot, 'kind')}'")
-        path = out_dir / f"convergence_{plot.metric}_vs_{plot.x}.png".replace("/", "_")
-        convergence_plot(tracker, frame, table, plot, path)
+        path = draw(tracker, frame, table, plot, success, out_dir)
         images.append(path)
         files.append(path)
 
@@ -301,13 +431,19 @@ def write_report(
     spec_file.write_text(OmegaConf.to_yaml(OmegaConf.create(spec), resolve=True))
     files.append(spec_file)
 
-    html = _html(experiment, title, pivot(table, ("<b>", "</b>")), table, images, also)
+    html = _html(experiment, title, pivot(table, ("<b>", "</b>")), table, images, also, sections)
     (out_dir / "index.html").write_text(html)
     files.append(out_dir / "index.html")
     parent = tracker.latest_sweep()
     tracker.log_artifacts(parent, out_dir, "report")
     return ReportResult(
-        experiment, out_dir, f"{title}\n\n{markdown}", files, len(frame), parent, tracker.uri
+        experiment,
+        out_dir,
+        f"{title}\n\n{markdown}",
+        files,
+        len(frame),
+        parent,
+        tracker.uri,
     )
 
 
@@ -318,6 +454,7 @@ def _html(
     table: Table,
     images: list[Path],
     also: list[Table] | None = None,
+    sections: list[tuple[str, str]] | None = None,
 ) -> str:
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
@@ -333,6 +470,9 @@ def _html(
     if table.tune:
         chosen = table.cells[table.rows + table.columns + table.tune + ["n"]]
         parts += ["<h2>Chosen configurations</h2>", chosen.to_html(index=False)]
+    for heading, text in sections or []:
+        escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        parts.append(f"<h2>{heading.replace('<', '&lt;')}</h2><pre>{escaped}</pre>")
     for image in images:
         data = base64.b64encode(image.read_bytes()).decode()
         parts.append(f"<h2>{image.stem}</h2><img src='data:image/png;base64,{data}'>")

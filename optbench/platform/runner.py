@@ -8,7 +8,9 @@
 4. iterate the algorithm under the budget; the first ``Progress`` is the starting point (step 0);
    every ``eval_every`` steps and at the end call ``problem.evaluate`` outside the algorithm clock;
 5. stop on ``max_steps``, target, the algorithm's convergence, NaN/inf in a metric (``diverged``),
-   the time limit (``timed_out``) or an exception (``failed``, traceback kept);
+   the time limit (``timed_out``) or an exception (``failed``, traceback kept); a generator that
+   returns a value (``return "why"``) ends the run as finished with stop reason
+   ``algorithm stopped: why``;
 6. end the tracked run with its status and return a ``RunSummary``.
 """
 
@@ -376,8 +378,9 @@ def _drive(
             try:
                 with _watchdog(remaining):
                     progress = next(generator)
-            except StopIteration:
-                reason = "algorithm stopped"
+            except StopIteration as stop:
+                # a generator may return its reason for stopping (e.g. "singular Jacobian")
+                reason = f"algorithm stopped: {stop.value}" if stop.value else "algorithm stopped"
                 break
             except _StepTimeout:
                 clock += time.perf_counter() - tick

@@ -76,13 +76,38 @@ class TrackingConfig:
 
 @dataclass
 class PlotSpec:
-    """A report plot. ``kind=convergence``: ``metric`` against ``x`` (``step`` or ``time_s``)."""
+    """A report plot (see ``optbench.platform.plots``).
+
+    - ``convergence``: ``metric`` against ``x`` (``step`` or ``time_s``), one panel per row;
+    - ``performance_profile``: Dolan-More profiles of the cost ``metric`` (a final metric, or a
+      run column such as ``steps``) over the instances (``problem`` keys and seed) for each
+      ``solver``; a run that fails the report's ``success`` criterion costs infinity;
+    - ``data_profile``: More-Wild data profiles: the fraction of instances solved within a cost,
+      divided by (``normalize`` + 1) when ``normalize`` names a column (e.g. ``describe.n``);
+    - ``scaling``: ``metric`` against the config key ``x``, one line per ``solver``.
+    ``solver`` and ``problem`` default to the report's ``columns`` and ``rows``; ``where``
+    restricts the plot to runs whose config key takes one of the listed values.
+    """
 
     kind: str = "convergence"
     metric: str = MISSING
     x: str = "step"
     log_y: bool = True
     log_x: bool = False
+    solver: list[str] | None = None
+    problem: list[str] | None = None
+    normalize: str | None = None
+    where: dict[str, list[Any]] = field(default_factory=dict)
+
+
+@dataclass
+class SuccessSpec:
+    """A run succeeds when it finished and its final ``metric`` is at most ``threshold``
+    (``goal=min``; at least it for ``goal=max``)."""
+
+    metric: str = MISSING
+    threshold: float = MISSING
+    goal: Goal = Goal.min
 
 
 @dataclass
@@ -106,6 +131,14 @@ class ReportSpec:
     plots: list[PlotSpec] = field(default_factory=list)
     #: write the report at the end of every multirun of the experiment.
     auto: bool = True
+    #: what counts as solving a problem: success counts per column, and profiles' failures.
+    success: SuccessSpec | None = None
+    #: values the experiment expected per config key, e.g. {problem.name: [...]}: the report
+    #: lists those with no finished run as missing.
+    expected: dict[str, list[Any]] = field(default_factory=dict)
+    #: more values per cell (final metrics or run columns such as ``steps``, ``stop_reason``,
+    #: ``describe.<fact>``), written as a long table (details.md/csv).
+    details: list[str] = field(default_factory=list)
 
 
 @dataclass
