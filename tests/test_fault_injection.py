@@ -70,9 +70,19 @@ def test_two_hundred_faulty_jobs_killed_and_resumed(
     )
     deadline = time.time() + 600
     while time.time() < deadline and sweep.poll() is None:
-        time.sleep(1)
-        statuses = Counter(r.info.status for r in children(client, "faults200"))
-        if statuses["FINISHED"] >= 60 and statuses["RUNNING"] > 0:  # kill runs mid-flight
+        time.sleep(0.25)
+        runs = children(client, "faults200")
+        finished = sum(r.info.status == "FINISHED" for r in runs)
+        # kill a run mid-flight: a hanging one lasts its 1 s time limit, so it is still RUNNING
+        # when the kill lands (a healthy run may end between this poll and the kill)
+        hanging = [
+            r
+            for r in runs
+            if r.info.status == "RUNNING"
+            and "seed" in r.data.params
+            and expected_fault(int(r.data.params["seed"])) == "hang"
+        ]
+        if finished >= 60 and hanging:
             break
     assert sweep.poll() is None, "the sweep ended before it could be killed"
     os.killpg(sweep.pid, signal.SIGKILL)
