@@ -237,7 +237,12 @@ class MlflowRunRecorder(RunRecorder):
         from mlflow.entities import RunTag
 
         super().finish(status, tags, traceback_text)
-        self.flush()
+        all_tags = {f"{TAG}status": status.value, **tags}
+        # the last metrics and the tags in one call (MLflow splits batches over its limits)
+        batch, self._buffer = self._buffer, []
+        self.client.log_batch(
+            self.run_id, metrics=batch, tags=[RunTag(k, v) for k, v in all_tags.items()]
+        )
         with tempfile.TemporaryDirectory() as tmp:
             if self._progress:
                 self.progress_frame().to_csv(Path(tmp) / PROGRESS_ARTIFACT, index=False)
@@ -245,8 +250,6 @@ class MlflowRunRecorder(RunRecorder):
                 (Path(tmp) / "traceback.txt").write_text(traceback_text)
             if any(Path(tmp).iterdir()):
                 self.client.log_artifacts(self.run_id, tmp)
-        all_tags = {f"{TAG}status": status.value, **tags}
-        self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in all_tags.items()])
         self.client.set_terminated(self.run_id, status.mlflow_status)
 
 
