@@ -24,8 +24,9 @@ def compose(overrides: list[str]) -> DictConfig:
 
 
 def write_result(name: str, result: dict[str, Any]) -> Path:
-    """Print ``result`` and store it as JSON under runs/benchmarks/ (with machine facts)."""
-    from optbench.platform.paths import runs_dir
+    """Print ``result`` and store it as JSON under the project's runs/benchmarks/ (with machine
+    facts), whatever runs directory the benchmark itself used."""
+    from optbench.platform.paths import project_root
 
     result = {
         "benchmark": name,
@@ -33,7 +34,7 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
         "python": platform.python_version(),
         **result,
     }
-    out = runs_dir() / "benchmarks" / f"{name}.json"
+    out = project_root() / "runs" / "benchmarks" / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))

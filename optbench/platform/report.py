@@ -335,6 +335,13 @@ def pivot(table: Table, bold: tuple[str, str]) -> pd.DataFrame:
     return grid
 
 
+def _markdown(grid: pd.DataFrame) -> str:
+    """A grid as a Markdown table, one column per row key (not a tuple per row)."""
+    if isinstance(grid.index, pd.MultiIndex):
+        return grid.reset_index().to_markdown(index=False)
+    return grid.to_markdown()
+
+
 # -- 4. files -----------------------------------------------------------------------------------
 @dataclass
 class ReportResult:
@@ -378,10 +385,10 @@ def write_report(
     title += "; mean ± 95% CI over seeds)"
 
     files = []
-    markdown = pivot(table, ("**", "**")).to_markdown()
+    markdown = _markdown(pivot(table, ("**", "**")))
     also = [also_table(frame, table, m) for m in (_value(spec, "also") or [])]
     for other in also:
-        grid = pivot(other, ("**", "**")).to_markdown()
+        grid = _markdown(pivot(other, ("**", "**")))
         markdown += f"\n\nfinal {other.metric} (mean ± 95% CI over seeds)\n\n{grid}"
         other.cells.to_csv(out_dir / f"table_{other.metric}.csv", index=False)
         files.append(out_dir / f"table_{other.metric}.csv")
