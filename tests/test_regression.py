@@ -67,3 +67,27 @@ def test_check_command_passes_then_flags_a_regression(
     flagged = [line for line in check.stdout.splitlines() if line.startswith("REGRESSED")]
     assert len(flagged) == 1 and "test_grid: gap" in flagged[0] and "baseline" in flagged[0]
     assert "3 of 4 metrics within tolerance" in check.stdout
+    # --update rewrites the values but keeps the tolerances chosen for the experiment
+    baseline = yaml.safe_load(file.read_text())
+    baseline["atol"], baseline["rtol"] = 0.25, 0.1
+    file.write_text(yaml.safe_dump(baseline))
+    again = cli(
+        "--update",
+        "--baselines",
+        str(folder),
+        "--override",
+        SEARCH,
+        "test_grid",
+        program="optbench-check",
+        env=env,
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    rewritten = yaml.safe_load(file.read_text())
+    assert (rewritten["atol"], rewritten["rtol"]) == (0.25, 0.1)
+    assert rewritten["metrics"][0]["value"] == 2 * baseline["metrics"][0]["value"]
+
+
+def test_absolute_tolerance() -> None:
+    baseline = make_baseline("x", table([1e-10, 2e-9]), goal="min", metric="kkt", atol=1e-4)
+    assert compare(baseline, table([9e-5, 1e-9])) == []  # still under the absolute tolerance
+    assert len(compare(baseline, table([2e-4, 1e-9]))) == 1

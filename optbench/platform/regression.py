@@ -85,6 +85,7 @@ def make_baseline(
     goal: str,
     metric: str,
     rtol: float = DEFAULT_RTOL,
+    atol: float = 0.0,
 ) -> dict[str, Any]:
     entries = []
     for name, frame in tables.items():
@@ -100,7 +101,7 @@ def make_baseline(
                     "value": float(row["mean"]),
                 }
             )
-    return {"experiment": experiment, "goal": goal, "rtol": rtol, "atol": 0.0, "metrics": entries}
+    return {"experiment": experiment, "goal": goal, "rtol": rtol, "atol": atol, "metrics": entries}
 
 
 def compare(baseline: dict[str, Any], tables: dict[str, pd.DataFrame]) -> list[Regression]:
@@ -160,10 +161,12 @@ def main(argv: list[str] | None = None) -> None:
         if args.update:
             spec = yaml.safe_load(spec_text)
             goal, metric = spec["goal"], spec["metric"]
+            # an existing file's tolerances are kept (they are chosen per experiment)
+            old = yaml.safe_load(file.read_text()) if file.exists() else {}
+            tolerances = {k: float(old[k]) for k in ("rtol", "atol") if k in old}
             file.parent.mkdir(parents=True, exist_ok=True)
-            file.write_text(
-                yaml.safe_dump(make_baseline(experiment, tables, goal, metric), sort_keys=False)
-            )
+            baseline = make_baseline(experiment, tables, goal, metric, **tolerances)
+            file.write_text(yaml.safe_dump(baseline, sort_keys=False))
             print(f"{experiment}: baseline written to {file}")
             continue
         baseline = yaml.safe_load(file.read_text())
