@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from optbench.platform.schema import spec_value
+
 if TYPE_CHECKING:
     from optbench.platform.report import Table
     from optbench.platform.tracking import Tracker
@@ -79,7 +81,7 @@ def convergence_plot(
         ax.set_ylabel(plot.metric)
         if plot.log_y:
             ax.set_yscale("log")
-        if getattr(plot, "log_x", False):
+        if spec_value(plot, "log_x", False):
             ax.set_xscale("log")
             ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.grid(alpha=0.3)
@@ -99,11 +101,6 @@ def convergence_plot(
 
 
 # -- dispatch ------------------------------------------------------------------------------------
-def _get(plot: Any, name: str, default: Any = None) -> Any:
-    value = plot.get(name, default) if hasattr(plot, "get") else getattr(plot, name, default)
-    return getattr(value, "value", value)
-
-
 def restrict(frame: pd.DataFrame, table: Table, where: Any) -> tuple[pd.DataFrame, Table]:
     """Runs and cells whose config keys take one of the values listed in ``where``."""
     if not where:
@@ -128,12 +125,13 @@ def draw(
     """Draw ``plot`` (a ``PlotSpec``) into ``out_dir``; returns the PNG's path."""
     from optbench.platform.errors import ConfigError
 
-    kind = _get(plot, "kind")
-    frame, table = restrict(frame, table, _get(plot, "where") or {})
-    metric = _get(plot, "metric")
+    kind = spec_value(plot, "kind")
+    frame, table = restrict(frame, table, spec_value(plot, "where") or {})
+    metric = spec_value(plot, "metric")
     if kind == "convergence":
-        suffix = "_where" if _get(plot, "where") else ""
-        path = out_dir / f"convergence_{metric}_vs_{_get(plot, 'x')}{suffix}.png".replace("/", "_")
+        suffix = "_where" if spec_value(plot, "where") else ""
+        name = f"convergence_{metric}_vs_{spec_value(plot, 'x')}{suffix}.png"
+        path = out_dir / name.replace("/", "_")
         convergence_plot(tracker, frame, table, plot, path)
         return path
     if kind in ("performance_profile", "data_profile"):
@@ -143,7 +141,7 @@ def draw(
         profile_plot(frame, table, plot, success, path)
         return path
     if kind == "scaling":
-        path = out_dir / f"scaling_{metric}_vs_{_get(plot, 'x')}.png".replace("/", "_")
+        path = out_dir / f"scaling_{metric}_vs_{spec_value(plot, 'x')}.png".replace("/", "_")
         scaling_plot(frame, table, plot, path)
         return path
     raise ConfigError(
@@ -220,13 +218,13 @@ def profile_plot(frame: pd.DataFrame, table: Table, plot: Any, success: Any, pat
 
     from optbench.platform.report import chosen_runs, success_mask, value_column
 
-    kind = _get(plot, "kind")
+    kind = spec_value(plot, "kind")
     runs = chosen_runs(frame, table)
-    solver = list(_get(plot, "solver") or table.columns)
-    problem = list(_get(plot, "problem") or table.rows)
-    cost = value_column(runs, _get(plot, "metric"), "report.plots.metric")
+    solver = list(spec_value(plot, "solver") or table.columns)
+    problem = list(spec_value(plot, "problem") or table.rows)
+    cost = value_column(runs, spec_value(plot, "metric"), "report.plots.metric")
     runs = runs.assign(_cost=pd.to_numeric(runs[cost], errors="coerce"))
-    normalize = _get(plot, "normalize")
+    normalize = spec_value(plot, "normalize")
     if kind == "data_profile" and normalize:
         scale = pd.to_numeric(runs[value_column(runs, normalize, "report.plots.normalize")])
         runs = runs.assign(_cost=runs["_cost"] / (scale + 1))
@@ -240,7 +238,7 @@ def profile_plot(frame: pd.DataFrame, table: Table, plot: Any, success: Any, pat
             ys = np.append(rho[name].to_numpy(), rho[name].to_numpy()[-1])
             ax.step(xs, ys, where="post", label=name)
         ax.set_xlim(0, right)
-        ax.set_xlabel(f"tau: log2 of the ratio to the best {_get(plot, 'metric')}")
+        ax.set_xlabel(f"tau: log2 of the ratio to the best {spec_value(plot, 'metric')}")
         ax.set_ylabel("share of instances with ratio <= 2^tau")
     else:
         alphas, share = data_profile(costs)
@@ -249,10 +247,10 @@ def profile_plot(frame: pd.DataFrame, table: Table, plot: Any, success: Any, pat
         if alphas.size and alphas.max() > 0:
             ax.set_xscale("symlog", linthresh=max(float(alphas[alphas > 0].min()), 1e-12))
         unit = f" / ({normalize} + 1)" if normalize else ""
-        ax.set_xlabel(f"{_get(plot, 'metric')}{unit}")
+        ax.set_xlabel(f"{spec_value(plot, 'metric')}{unit}")
         ax.set_ylabel("share of instances solved")
     ax.set_ylim(0, 1.02)
-    ax.set_title(f"{kind.replace('_', ' ')}: {_get(plot, 'metric')} ({len(costs)} instances)")
+    ax.set_title(f"{kind.replace('_', ' ')}: {spec_value(plot, 'metric')} ({len(costs)} instances)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
@@ -273,11 +271,11 @@ def scaling_plot(frame: pd.DataFrame, table: Table, plot: Any, path: Path) -> No
     from optbench.platform.report import chosen_runs, value_column
 
     runs = chosen_runs(frame, table)
-    x = _get(plot, "x")
+    x = spec_value(plot, "x")
     if x not in runs:
         raise ConfigError(f"report.plots.x: '{x}' is not a config key of the runs")
-    column = value_column(runs, _get(plot, "metric"), "report.plots.metric")
-    solver = list(_get(plot, "solver") or table.columns)
+    column = value_column(runs, spec_value(plot, "metric"), "report.plots.metric")
+    solver = list(spec_value(plot, "solver") or table.columns)
     data = runs.assign(
         _x=pd.to_numeric(runs[x], errors="coerce"),
         _y=pd.to_numeric(runs[column], errors="coerce"),
@@ -291,8 +289,8 @@ def scaling_plot(frame: pd.DataFrame, table: Table, plot: Any, path: Path) -> No
             stats.index, stats["min"], stats["max"], color=line.get_color(), alpha=0.2, lw=0
         )
     ax.set_xlabel(x)
-    ax.set_ylabel(_get(plot, "metric"))
-    if _get(plot, "log_y", True):
+    ax.set_ylabel(spec_value(plot, "metric"))
+    if spec_value(plot, "log_y", True):
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
     ax.grid(alpha=0.3)

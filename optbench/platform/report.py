@@ -34,6 +34,7 @@ from scipy import stats
 
 from optbench.platform import paths
 from optbench.platform.errors import ConfigError
+from optbench.platform.schema import spec_value
 from optbench.platform.tracking import TAG, MlflowTracker, Tracker
 
 METRIC = "metrics."
@@ -41,11 +42,6 @@ DESCRIBE = "describe."
 SEED = "seed"
 #: run columns that are outcomes, not configuration.
 OUTCOMES = ("steps", "stop_reason")
-
-
-def _value(spec: Any, name: str) -> Any:
-    value = spec.get(name) if hasattr(spec, "get") else getattr(spec, name)
-    return getattr(value, "value", value)
 
 
 # -- 1. runs -> tidy frame ----------------------------------------------------------------------
@@ -130,10 +126,10 @@ def value_column(frame: pd.DataFrame, name: str, key: str = "report") -> str:
 # -- success, missing values, details ------------------------------------------------------------
 def success_mask(frame: pd.DataFrame, success: Any) -> pd.Series:
     """True for runs that finished and whose final ``success.metric`` meets the threshold."""
-    column = value_column(frame, _value(success, "metric"), "report.success.metric")
+    column = value_column(frame, spec_value(success, "metric"), "report.success.metric")
     values = pd.to_numeric(frame[column], errors="coerce")
-    threshold = float(_value(success, "threshold"))
-    met = values <= threshold if _value(success, "goal") == "min" else values >= threshold
+    threshold = float(spec_value(success, "threshold"))
+    met = values <= threshold if spec_value(success, "goal") == "min" else values >= threshold
     return (frame["status"] == "finished") & met.fillna(False)
 
 
@@ -238,7 +234,7 @@ def _worst(goal: str) -> float:
 
 
 def build_table(frame: pd.DataFrame, spec: Any) -> Table:
-    metric, goal = _value(spec, "metric"), _value(spec, "goal")
+    metric, goal = spec_value(spec, "metric"), spec_value(spec, "goal")
     rows, columns, tune = list(spec.rows), list(spec.columns), list(spec.tune)
     column = f"{METRIC}{metric}"
     if frame.empty:
@@ -376,17 +372,17 @@ def write_report(
 
     frame = load_runs(tracker)
     table = build_table(frame, spec)
-    success, expected = _value(spec, "success"), _value(spec, "expected")
-    details = list(_value(spec, "details") or [])
+    success, expected = spec_value(spec, "success"), spec_value(spec, "expected")
+    details = list(spec_value(spec, "details") or [])
     out_dir = out_dir or paths.runs_dir() / "reports" / experiment
     out_dir.mkdir(parents=True, exist_ok=True)
-    title = f"{_value(spec, 'statistic')} {table.metric} ({table.goal}imised"
+    title = f"{spec_value(spec, 'statistic')} {table.metric} ({table.goal}imised"
     title += f"; best {', '.join(table.tune)} per cell" if table.tune else ""
     title += "; mean ± 95% CI over seeds)"
 
     files = []
     markdown = _markdown(pivot(table, ("**", "**")))
-    also = [also_table(frame, table, m) for m in (_value(spec, "also") or [])]
+    also = [also_table(frame, table, m) for m in (spec_value(spec, "also") or [])]
     for other in also:
         grid = _markdown(pivot(other, ("**", "**")))
         markdown += f"\n\nfinal {other.metric} (mean ± 95% CI over seeds)\n\n{grid}"
@@ -395,8 +391,8 @@ def write_report(
     sections: list[tuple[str, str]] = []  # (heading, markdown) after the tables
     if success is not None:
         counts = success_counts(frame, table, success)
-        rule = f"{_value(success, 'metric')} {'<=' if _value(success, 'goal') == 'min' else '>='}"
-        rule += f" {_value(success, 'threshold'):g}"
+        sign = "<=" if spec_value(success, "goal") == "min" else ">="
+        rule = f"{spec_value(success, 'metric')} {sign} {spec_value(success, 'threshold'):g}"
         sections.append((f"Solved (finished and {rule})", counts.to_markdown(index=False)))
         counts.to_csv(out_dir / "success.csv", index=False)
         files.append(out_dir / "success.csv")

@@ -74,6 +74,13 @@ class TrackingConfig:
     max_points_per_metric: int = 100
 
 
+def spec_value(spec: Any, name: str, default: Any = None) -> Any:
+    """Field ``name`` of a spec given as a dataclass, a DictConfig or a dict (an enum as its
+    value; ``default`` when absent)."""
+    value = spec.get(name, default) if hasattr(spec, "get") else getattr(spec, name, default)
+    return getattr(value, "value", value)
+
+
 @dataclass
 class PlotSpec:
     """A report plot (see ``optbench.platform.plots``).
