@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -204,6 +204,10 @@ class ParameterSequenceProblem(Problem):
 #   model the problem defines (``init_model``) and the algorithm trains; ``forward`` then returns
 #   the task loss with its autograd graph, and the scores keep theirs (an auxiliary loss may use
 #   them).
+
+
+#: how a routed expert's score gates its output
+Gate = Literal["sigmoid", "softmax"]
 
 
 class Router(ABC):

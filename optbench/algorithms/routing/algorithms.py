@@ -18,20 +18,17 @@ model)``; the problem evaluates it (held-out MaxVio, quality, perplexity).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 
 from optbench.algorithms.base import Algorithm, Progress
 from optbench.algorithms.routing.losses import auxiliary_loss
 from optbench.algorithms.routing.routers import (
-    STEP_SCHEDULES,
-    UPDATES,
     BiasedRouter,
     CapacityRouter,
     GreedyRouter,
     OptimalRouter,
-    check_choice,
 )
 from optbench.algorithms.routing.trainer import TrainerConfig
 from optbench.platform.context import RunContext
@@ -114,15 +111,13 @@ class AlfLb(RoutingAlgorithm):
     def __init__(
         self,
         u: float = 0.001,
-        update: str = "sign",
-        schedule: str = "constant",
+        update: Literal["sign", "magnitude"] = "sign",
+        schedule: Literal["constant", "inv_sqrt", "inv"] = "constant",
         trainer: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(trainer)
         if u <= 0:
             raise ConfigError(f"u: must be > 0, got {u}")
-        check_choice("update", update, UPDATES)
-        check_choice("schedule", schedule, STEP_SCHEDULES)
         self.u, self.update, self.schedule = u, update, schedule
 
     def make_router(self, problem: RoutingStreamProblem, ctx: RunContext) -> BiasedRouter:

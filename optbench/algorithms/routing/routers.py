@@ -8,15 +8,11 @@ and has no gradient.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 
-from optbench.platform.errors import ConfigError
 from optbench.problems.base import Router, RoutingStreamProblem
-
-STEP_SCHEDULES = ("constant", "inv_sqrt", "inv")
-UPDATES = ("sign", "magnitude")
+from optbench.problems.routing.assignment import capacity
 
 
 class GreedyRouter(Router):
@@ -102,7 +98,7 @@ class CapacityRouter(GreedyRouter):
         self.n_experts, self.capacity_factor = n_experts, capacity_factor
 
     def capacity(self, n_tokens: int) -> int:
-        return math.ceil(self.capacity_factor * n_tokens * self.top_k / self.n_experts - 1e-9)
+        return capacity(n_tokens, self.n_experts, self.top_k, self.capacity_factor)
 
     def select(self, scores: torch.Tensor, layer: int = 0) -> torch.Tensor:
         choices = torch.topk(scores, self.top_k, dim=1).indices  # column k: k-th choice
@@ -126,8 +122,3 @@ class OptimalRouter(GreedyRouter):
 
     def select(self, scores: torch.Tensor, layer: int = 0) -> torch.Tensor:
         return self.problem.optimal_routing(scores, self.capacity_factor).selected
-
-
-def check_choice(name: str, value: Any, options: tuple[str, ...]) -> None:
-    if value not in options:
-        raise ConfigError(f"{name}: expected one of {', '.join(options)}, got '{value}'")

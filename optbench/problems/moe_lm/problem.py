@@ -29,6 +29,7 @@ from optbench.platform.context import RunContext
 from optbench.platform.errors import ConfigError, DataError
 from optbench.problems.base import (
     BatchScore,
+    Gate,
     RoutedBatch,
     Router,
     RoutingSolution,
@@ -38,8 +39,6 @@ from optbench.problems.base import (
 )
 from optbench.problems.moe_lm import data
 from optbench.problems.moe_lm.model import MoELanguageModel
-
-GATES = ("sigmoid", "softmax")
 
 
 class MoELanguageModelProblem(RoutingStreamProblem):
@@ -69,7 +68,7 @@ class MoELanguageModelProblem(RoutingStreamProblem):
         n_experts: int = 8,
         top_k: int = 2,
         expert_hidden: int = 128,
-        gate: str = "sigmoid",
+        gate: Gate = "sigmoid",
         val_tokens: int = 32768,
     ) -> None:
         super().__init__()
@@ -91,8 +90,6 @@ class MoELanguageModelProblem(RoutingStreamProblem):
             raise ConfigError(f"n_experts: must be >= 2, got {n_experts}")
         if not 1 <= top_k < n_experts:
             raise ConfigError(f"top_k: must be in [1, n_experts={n_experts}), got {top_k}")
-        if gate not in GATES:
-            raise ConfigError(f"gate: expected one of {', '.join(GATES)}, got '{gate}'")
         if val_tokens < 0:
             raise ConfigError(f"val_tokens: must be >= 0, got {val_tokens}")
         self.data, self.val_fraction = data, val_fraction

@@ -35,6 +35,7 @@ from optbench.platform.context import RunContext
 from optbench.platform.errors import ConfigError
 from optbench.problems.base import (
     BatchScore,
+    Gate,
     RoutedBatch,
     Router,
     RoutingSolution,
@@ -44,8 +45,6 @@ from optbench.problems.base import (
 )
 from optbench.problems.routing.assignment import Assignment, capacity, optimal_assignment
 from optbench.problems.routing.stream import ScoreStream
-
-GATES = ("sigmoid", "softmax")
 
 
 class RoutingStream(RoutingStreamProblem):
@@ -76,7 +75,7 @@ class RoutingStream(RoutingStreamProblem):
         drift: float = 0.0,
         dim: int = 16,
         affinity: float = 4.0,
-        gate: str = "sigmoid",
+        gate: Gate = "sigmoid",
         repeat_batch: bool = False,
         heldout_batches: int = 4,
         reference_every: int = 10,
@@ -99,8 +98,6 @@ class RoutingStream(RoutingStreamProblem):
         for name, value in (("skew", skew), ("cluster_spread", cluster_spread), ("drift", drift)):
             if value < 0:
                 raise ConfigError(f"{name}: must be >= 0, got {value}")
-        if gate not in GATES:
-            raise ConfigError(f"gate: expected one of {', '.join(GATES)}, got '{gate}'")
         if capacity_factor < 1:
             raise ConfigError(f"capacity_factor: must be >= 1, got {capacity_factor}")
         self.n_experts, self.top_k, self.batch_size = n_experts, top_k, batch_size
