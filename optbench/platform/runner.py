@@ -24,8 +24,7 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -253,8 +252,6 @@ def _finish_failed(
     except Exception as exc:
         where = f"; local copy in {recorder.local_dir}" if recorder.local_dir else ""
         summary.error += f" (and the tracking store failed: {type(exc).__name__}: {exc}{where})"
-        if recorder.local_dir is not None:
-            recorder.write_local(recorder.local_dir)
 
 
 class _StepTimeout(BaseException):
@@ -262,29 +259,39 @@ class _StepTimeout(BaseException):
     an algorithm's broad ``except Exception`` cannot swallow it)."""
 
 
-@contextmanager
-def _watchdog(seconds: float | None) -> Iterator[None]:
-    """Interrupt the enclosed block after ``seconds`` of wall time (SIGALRM; main thread only,
-    elsewhere the time limit is only checked between steps)."""
-    usable = (
-        seconds is not None
-        and hasattr(signal, "setitimer")
-        and threading.current_thread() is threading.main_thread()
-    )
-    if not usable:
-        yield
-        return
+class _Watchdog:
+    """Cuts a step that overruns the time limit with SIGALRM. The handler is installed once per
+    run (``with``); each step only arms and disarms the timer. Main thread only: elsewhere, or
+    without a limit, it does nothing and the limit is only checked between steps."""
 
-    def alarm(signum: int, frame: Any) -> None:
+    def __init__(self, limit: float | None) -> None:
+        self.active = (
+            limit is not None
+            and hasattr(signal, "setitimer")
+            and threading.current_thread() is threading.main_thread()
+        )
+
+    def __enter__(self) -> _Watchdog:
+        if self.active:
+            self.previous = signal.signal(signal.SIGALRM, self._alarm)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.active:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.previous)
+
+    @staticmethod
+    def _alarm(signum: int, frame: Any) -> None:
         raise _StepTimeout
 
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, max(seconds, 1e-3))
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+    def arm(self, seconds: float | None) -> None:
+        if self.active and seconds is not None:
+            signal.setitimer(signal.ITIMER_REAL, max(seconds, 1e-3))
+
+    def disarm(self) -> None:
+        if self.active:
+            signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def _drive(
@@ -367,50 +374,57 @@ def _drive(
     elif reached(metrics):
         reason = "target"
     else:
-        while True:
-            if steps >= budget.max_steps:
-                break
-            if budget.time_limit_s is not None and clock >= budget.time_limit_s:
-                status, reason = RunStatus.timed_out, "time_limit"
-                break
-            remaining = None if limit is None else limit - clock + grace
-            tick = time.perf_counter()
-            try:
-                with _watchdog(remaining):
+        with _Watchdog(limit) as watchdog:
+            while True:
+                if steps >= budget.max_steps:
+                    break
+                if budget.time_limit_s is not None and clock >= budget.time_limit_s:
+                    status, reason = RunStatus.timed_out, "time_limit"
+                    break
+                watchdog.arm(None if limit is None else limit - clock + grace)
+                tick = time.perf_counter()
+                try:
                     progress = next(generator)
-            except StopIteration as stop:
-                # a generator may return its reason for stopping (e.g. "singular Jacobian")
-                reason = f"algorithm stopped: {stop.value}" if stop.value else "algorithm stopped"
-                break
-            except _StepTimeout:
+                except StopIteration as stop:
+                    # a generator may return its reason for stopping (e.g. "singular Jacobian")
+                    reason = (
+                        f"algorithm stopped: {stop.value}" if stop.value else "algorithm stopped"
+                    )
+                    break
+                except _StepTimeout:
+                    clock += time.perf_counter() - tick
+                    status, reason = (
+                        RunStatus.timed_out,
+                        "time_limit (a step overran it and was cut)",
+                    )
+                    break
+                finally:
+                    watchdog.disarm()
+                if on_cuda:
+                    ctx.synchronize()
                 clock += time.perf_counter() - tick
-                status, reason = RunStatus.timed_out, "time_limit (a step overran it and was cut)"
-                break
-            if on_cuda:
-                ctx.synchronize()
-            clock += time.perf_counter() - tick
-            steps += 1
-            solution = progress.solution
-            recorder.progress(steps, clock, progress.metrics)
-            if monitor is not None:
-                monitor.step(steps, clock)
-            if not _finite(progress.metrics):
-                status, reason = RunStatus.diverged, "non-finite progress metric"
-                break
-            if progress.converged:
-                reason = "converged"
-                break
-            if steps % eval_every == 0:
-                metrics = evaluate(steps)
-                if not _finite(metrics):
-                    status, reason = RunStatus.diverged, "non-finite evaluation metric"
+                steps += 1
+                solution = progress.solution
+                recorder.progress(steps, clock, progress.metrics)
+                if monitor is not None:
+                    monitor.step(steps, clock)
+                if not _finite(progress.metrics):
+                    status, reason = RunStatus.diverged, "non-finite progress metric"
                     break
-                if reached(metrics):
-                    reason = "target"
+                if progress.converged:
+                    reason = "converged"
                     break
-                if pruned(steps, metrics):
-                    status, reason = RunStatus.pruned, "pruned"
-                    break
+                if steps % eval_every == 0:
+                    metrics = evaluate(steps)
+                    if not _finite(metrics):
+                        status, reason = RunStatus.diverged, "non-finite evaluation metric"
+                        break
+                    if reached(metrics):
+                        reason = "target"
+                        break
+                    if pruned(steps, metrics):
+                        status, reason = RunStatus.pruned, "pruned"
+                        break
     generator.close()
     if last_eval_step != steps:
         try:

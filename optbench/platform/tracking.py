@@ -244,12 +244,17 @@ class MlflowRunRecorder(RunRecorder):
             self.run_id, metrics=batch, tags=[RunTag(k, v) for k, v in all_tags.items()]
         )
         with tempfile.TemporaryDirectory() as tmp:
-            if self._progress:
-                self.progress_frame().to_csv(Path(tmp) / PROGRESS_ARTIFACT, index=False)
+            uploads = []
+            if self._progress:  # the local copy's file when there is one, else written here
+                progress = (self.local_dir or Path(tmp)) / PROGRESS_ARTIFACT
+                if self.local_dir is None:
+                    self.progress_frame().to_csv(progress, index=False)
+                uploads.append(progress)
             if traceback_text:
-                (Path(tmp) / "traceback.txt").write_text(traceback_text)
-            if any(Path(tmp).iterdir()):
-                self.client.log_artifacts(self.run_id, tmp)
+                uploads.append(Path(tmp) / "traceback.txt")
+                uploads[-1].write_text(traceback_text)
+            for path in uploads:
+                self.client.log_artifact(self.run_id, str(path))
         self.client.set_terminated(self.run_id, status.mlflow_status)
 
 
