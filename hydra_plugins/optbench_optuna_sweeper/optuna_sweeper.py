@@ -65,8 +65,7 @@ class OptunaSweeper(Sweeper):
         while finished < self.n_trials:
             batch = [study.ask(space) for _ in range(min(self.n_jobs, self.n_trials - finished))]
             overrides = [
-                tuning.trial_overrides(t, fixed, name, self.storage, self.metric, self.direction)
-                for t in batch
+                tuning.trial_overrides(t, fixed, name, self.storage, self.metric) for t in batch
             ]
             returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
             self.job_idx += len(batch)

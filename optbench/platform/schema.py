@@ -156,7 +156,6 @@ class TuningConfig:
     storage: str | None = None
     trial_id: int | None = None
     metric: str | None = None
-    direction: str = "minimize"
 
 
 @dataclass

@@ -121,6 +121,11 @@ def format_outcome(outcome: SweepOutcome, elapsed_s: float) -> str:
     return "\n".join(lines)
 
 
+def quote_override(value: str) -> str:
+    """``value`` as a quoted Hydra override value (backslashes and quotes escaped)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def pass_to_jobs(config: DictConfig, env: dict[str, str]) -> None:
     """Set environment variables in every job of this sweep, wherever it runs.
 
@@ -128,7 +133,7 @@ def pass_to_jobs(config: DictConfig, env: dict[str, str]) -> None:
     ``hydra.job.env_set`` around the task in the job's own process (a joblib or Ray worker, a
     SLURM node), so appending ``++hydra.job.env_set.KEY=value`` reaches them all.
     """
-    quoted = {k: "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'" for k, v in env.items()}
+    quoted = {k: quote_override(v) for k, v in env.items()}
     with read_write(config.hydra.overrides):
         config.hydra.overrides.hydra.extend(
             [f"++hydra.job.env_set.{k}={v}" for k, v in quoted.items()]

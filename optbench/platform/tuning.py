@@ -31,6 +31,7 @@ from typing import Any
 from optbench.platform import paths
 from optbench.platform.errors import ConfigError
 from optbench.platform.runner import EvaluationHook, RunSummary
+from optbench.platform.sweep import quote_override
 from optbench.platform.tracking import RunStatus
 
 log = logging.getLogger("optbench")
@@ -154,12 +155,12 @@ def open_study(name: str, storage: str | None, direction: str, sampler: Any, pru
 
 def _format(value: Any) -> str:
     if isinstance(value, str) and not re.fullmatch(r"[\w./:+-]+", value):
-        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        return quote_override(value)
     return repr(value) if isinstance(value, float) else str(value)
 
 
 def trial_overrides(
-    trial: Any, fixed: Sequence[str], study: str, storage: str | None, metric: str, direction: str
+    trial: Any, fixed: Sequence[str], study: str, storage: str | None, metric: str
 ) -> list[str]:
     """The job overrides of one trial: the fixed ones, the trial's params, the tuning block."""
     chosen = [f"{k}={_format(v)}" for k, v in trial.params.items()]
@@ -167,7 +168,6 @@ def trial_overrides(
         f"tuning.study={_format(study)}",
         f"tuning.trial_id={trial._trial_id}",
         f"tuning.metric={_format(metric)}",
-        f"tuning.direction={direction}",
     ]
     if storage:
         tuning.append(f"tuning.storage={_format(storage)}")
