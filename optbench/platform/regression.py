@@ -107,16 +107,18 @@ def make_baseline(
 def compare(baseline: dict[str, Any], tables: dict[str, pd.DataFrame]) -> list[Regression]:
     regressions = []
     goal, rtol, atol = baseline["goal"], float(baseline["rtol"]), float(baseline["atol"])
+    lookups: dict[tuple[str, tuple[str, ...]], dict[tuple, float]] = {}  # one per table and keys
     for entry in baseline["metrics"]:
         old = float(entry["value"])
         cell = entry["cell"]
         frame = tables.get(entry["table"])
         new = None
         if frame is not None:
-            keys = list(cell)
-            new = cells(frame, keys).get(tuple(str(cell[k]) for k in keys))
-        per_goal = goal if entry["table"] == "__main__" else entry.get("goal", goal)
-        if per_goal == "min":
+            keys = tuple(cell)
+            if (entry["table"], keys) not in lookups:
+                lookups[entry["table"], keys] = cells(frame, list(keys))
+            new = lookups[entry["table"], keys].get(tuple(str(cell[k]) for k in keys))
+        if entry.get("goal", goal) == "min":
             bound = old * (1 + rtol) + atol if old >= 0 else old * (1 - rtol) + atol
             bad = new is None or not (new <= bound or (math.isinf(old) and math.isinf(new)))
         else:
