@@ -11,14 +11,14 @@ reported and the problem logs no gap.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit
+
+from optbench.platform.paths import write_atomically
 
 
 def logistic_objective(
@@ -79,8 +79,5 @@ def cached_solve(
         except (OSError, ValueError):
             pass  # a damaged cache entry is recomputed
     result = solve(X, y, l2, tol)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(result, handle)
-    os.replace(tmp, file)
+    write_atomically(file, json.dumps(result).encode())
     return result

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +31,7 @@ import torch
 
 from optbench.platform.context import RunContext
 from optbench.platform.errors import ConfigError
+from optbench.platform.paths import write_atomically
 from optbench.problems.base import (
     BatchScore,
     Gate,
@@ -321,9 +320,4 @@ def _read_json(path: Path) -> dict[str, float]:
 def _merge_json(path: Path, values: dict[str, float]) -> None:
     """Add ``values`` to the JSON cache at ``path`` (atomic replace; concurrent writers only
     lose entries, which are then recomputed)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    merged = {**_read_json(path), **values}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(merged, handle)
-    os.replace(tmp, path)
+    write_atomically(path, json.dumps({**_read_json(path), **values}).encode())

@@ -16,10 +16,9 @@ stream, and a version number bumped whenever the solver changes.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
-import os
-import tempfile
 import time
 from abc import abstractmethod
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from optbench.platform.errors import ConfigError
+from optbench.platform.paths import write_atomically
 from optbench.problems.base import ParameterSequenceProblem
 
 log = logging.getLogger("optbench")
@@ -140,11 +140,9 @@ class SolverSequence(ParameterSequenceProblem):
                 rows.setdefault(k, []).append(v)
         table = {k: np.asarray(v) for k, v in rows.items()}
         log.info("cost table %s computed in %.1f s", file.name, time.perf_counter() - started)
-        file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=file.parent, suffix=".npz")
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **table)
-        os.replace(tmp, file)
+        buffer = io.BytesIO()
+        np.savez(buffer, **table)
+        write_atomically(file, buffer.getvalue())
         self._table = table
         return table
 
