@@ -233,15 +233,39 @@ def _worst(goal: str) -> float:
     return math.inf if goal == "min" else -math.inf
 
 
+def _metric_column(frame: pd.DataFrame, metric: str, key: str) -> str:
+    """The column of the final metric ``metric``; an error naming ``key`` if no run logged it."""
+    column = f"{METRIC}{metric}"
+    if column not in frame:
+        known = sorted(c[len(METRIC) :] for c in frame.columns if c.startswith(METRIC))
+        raise ConfigError(f"{key}: no run logged '{metric}' (logged: {', '.join(known)})")
+    return column
+
+
+def _scored(frame: pd.DataFrame, column: str, goal: str) -> pd.DataFrame:
+    """The runs with ``value`` = ``column``, the worst value for a diverged or non-finite run."""
+    data = frame.copy()
+    values = pd.to_numeric(data[column], errors="coerce")
+    bad = ~np.isfinite(values) | (data["status"] == "diverged")
+    data["value"] = values.where(~bad, _worst(goal))
+    return data
+
+
+def _aggregate_cells(data: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """``aggregate`` over ``keys``, or over all runs under a constant key when there are none."""
+    return (
+        aggregate(data, keys, "value")
+        if keys
+        else aggregate(data.assign(_all=0), ["_all"], "value")
+    )
+
+
 def build_table(frame: pd.DataFrame, spec: Any) -> Table:
     metric, goal = spec_value(spec, "metric"), spec_value(spec, "goal")
     rows, columns, tune = list(spec.rows), list(spec.columns), list(spec.tune)
-    column = f"{METRIC}{metric}"
     if frame.empty:
         raise ConfigError("report: the experiment has no finished runs yet")
-    if column not in frame:
-        known = sorted(c[len(METRIC) :] for c in frame.columns if c.startswith(METRIC))
-        raise ConfigError(f"report.metric: no run logged '{metric}' (logged: {', '.join(known)})")
+    column = _metric_column(frame, metric, "report.metric")
     params = param_columns(frame)
     for key in rows + columns + tune:
         if key not in params:
@@ -259,16 +283,8 @@ def build_table(frame: pd.DataFrame, spec: Any) -> Table:
             "config keys that differ within a cell, added to the rows: " + ", ".join(varying)
         )
         rows = rows + varying
-    data = frame.copy()
-    values = pd.to_numeric(data[column], errors="coerce")
-    bad = ~np.isfinite(values) | (data["status"] == "diverged")
-    data["value"] = values.where(~bad, _worst(goal))
     keys = rows + columns + tune
-    all_configs = (
-        aggregate(data, keys, "value")
-        if keys
-        else aggregate(data.assign(_all=0), ["_all"], "value")
-    )
+    all_configs = _aggregate_cells(_scored(frame, column, goal), keys)
     cell_keys = rows + columns
     ranked = all_configs.sort_values("mean", ascending=(goal == "min"), kind="stable")
     cells = (
@@ -280,23 +296,9 @@ def build_table(frame: pd.DataFrame, spec: Any) -> Table:
 
 def also_table(frame: pd.DataFrame, table: Table, metric: str) -> Table:
     """``metric`` over seeds at the configurations ``table`` chose (same rows and columns)."""
-    column = f"{METRIC}{metric}"
-    if column not in frame:
-        known = sorted(c[len(METRIC) :] for c in frame.columns if c.startswith(METRIC))
-        raise ConfigError(f"report.also: no run logged '{metric}' (logged: {', '.join(known)})")
-    keys = table.rows + table.columns + table.tune
-    data = frame.copy()
-    values = pd.to_numeric(data[column], errors="coerce")
-    bad = ~np.isfinite(values) | (data["status"] == "diverged")
-    data["value"] = values.where(~bad, _worst(table.goal))
-    chosen = table.cells[keys] if keys else None
-    if chosen is not None:
-        data = data.merge(chosen, on=keys, how="inner")
-    cells = (
-        aggregate(data, keys, "value")
-        if keys
-        else aggregate(data.assign(_all=0), ["_all"], "value")
-    )
+    column = _metric_column(frame, metric, "report.also")
+    data = _scored(chosen_runs(frame, table), column, table.goal)
+    cells = _aggregate_cells(data, table.rows + table.columns + table.tune)
     return Table(cells, cells, table.rows, table.columns, table.tune, metric, table.goal)
 
 
