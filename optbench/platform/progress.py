@@ -11,6 +11,7 @@ import os
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,7 @@ class SweepProgress:
         self._task = self._progress.add_task("sweep", total=total, detail="")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._statuses: dict[str, str] = {}  # job dir -> status, each summary read once
 
     def start(self) -> SweepProgress:
         self._progress.start()
@@ -76,15 +78,18 @@ class SweepProgress:
         return self
 
     def refresh(self) -> None:
-        from optbench.platform.sweep import collect
+        """Count the summaries written since the last refresh (running jobs have none yet)."""
+        from optbench.platform.runner import SUMMARY_FILE, RunSummary
 
         if not self.sweep_dir.exists():
             return
-        outcome = collect(self.sweep_dir)
-        counts = outcome.counts
-        counts.pop("missing", None)  # running jobs have no summary yet
+        for file in self.sweep_dir.glob(f"*/{SUMMARY_FILE}"):
+            if file.parent.name not in self._statuses:
+                summary = RunSummary.from_json(file.read_text())
+                self._statuses[file.parent.name] = summary.status.value
+        counts = Counter(self._statuses.values())
         detail = " ".join(f"{k}={v}" for k, v in sorted(counts.items()))
-        self._progress.update(self._task, completed=len(outcome.summaries), detail=detail)
+        self._progress.update(self._task, completed=len(self._statuses), detail=detail)
 
     def _poll(self) -> None:
         while not self._stop.wait(self.interval):
