@@ -37,8 +37,9 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("cache")
 
 
-def compose(overrides: list[str]) -> DictConfig:
-    """The composed optbench config for ``overrides`` (Hydra's compose API)."""
+def compose(overrides: list[str], hydra: bool = False) -> DictConfig:
+    """The composed optbench config for ``overrides`` (Hydra's compose API); ``hydra``: with
+    the ``hydra`` node (the sweep grid, the overrides)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
@@ -46,7 +47,7 @@ def compose(overrides: list[str]) -> DictConfig:
 
     schema.register()
     with initialize_config_dir(str(paths.config_dir()), version_base="1.3"):
-        return hydra_compose("config", overrides=overrides)
+        return hydra_compose("config", overrides=overrides, return_hydra_config=hydra)
 
 
 def cli(

@@ -30,14 +30,7 @@ def first_values(params: dict[str, str]) -> tuple[list[str], list[str]]:
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_algorithm_of_every_preset_builds(preset: str) -> None:
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    from optbench.platform import schema
-
-    schema.register()
-    with initialize_config_dir(str(paths.config_dir()), version_base="1.3"):
-        cfg = hydra_compose("config", [f"experiment={preset}"], return_hydra_config=True)
+    cfg = compose([f"experiment={preset}"], hydra=True)
     firsts, algorithms = first_values(dict(cfg.hydra.sweeper.get("params") or {}))
     for algorithm in algorithms or [None]:
         chosen = [f"algorithm={algorithm}"] if algorithm else []

@@ -126,14 +126,7 @@ PRESETS = [
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_job_of_every_preset_builds(preset: str) -> None:
     """Each preset's sweep composes and validates for every algorithm and every first value."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    from optbench.platform import paths, schema
-
-    schema.register()
-    with initialize_config_dir(str(paths.config_dir()), version_base="1.3"):
-        cfg = hydra_compose("config", [f"experiment={preset}"], return_hydra_config=True)
+    cfg = compose([f"experiment={preset}"], hydra=True)
     params = {k: str(v).split(",") for k, v in cfg.hydra.sweeper.params.items()}
     assert params["seed"] == ["0", "1", "2"]
     assert cfg.report.also == ["test_cost", "gap_crn_pct"]

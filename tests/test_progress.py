@@ -10,19 +10,14 @@ from rich.console import Console
 from optbench.platform.progress import RunProgress, SweepProgress, count_jobs
 from optbench.platform.runner import SUMMARY_FILE, RunSummary
 from optbench.platform.tracking import RunStatus
+from tests.conftest import compose
 
 
 def test_count_jobs_of_a_grid_and_of_a_study() -> None:
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
     from omegaconf import read_write
 
-    from optbench.platform import paths, schema
-
-    schema.register()
-    with initialize_config_dir(str(paths.config_dir()), version_base="1.3"):
-        grid = hydra_compose("config", ["experiment=logreg_schedules"], return_hydra_config=True)
-        study = hydra_compose("config", ["experiment=tune_logreg"], return_hydra_config=True)
+    grid = compose(["experiment=logreg_schedules"], hydra=True)
+    study = compose(["experiment=tune_logreg"], hydra=True)
     assert count_jobs(grid) == 5 * 4 * 4 * 2
     with read_write(grid.hydra.overrides):
         grid.hydra.overrides.task = ["seed=0,1,2", "algorithm.lr=1.0"]

@@ -358,19 +358,13 @@ def test_runs_through_the_runner_and_is_reproducible(runs_dir: Path, store: str)
 )
 def test_experiment_presets_build_every_job(experiment: str) -> None:
     """Every algorithm of each preset's sweep composes and builds (keys, types, ranges)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
     from optbench.algorithms.base import Algorithm
-    from optbench.platform import paths, schema
     from optbench.platform.build import build, check_compatible
     from optbench.problems.base import Problem
 
-    schema.register()
-    with initialize_config_dir(str(paths.config_dir()), version_base="1.3"):
-        grid = hydra_compose("config", [f"experiment={experiment}"], return_hydra_config=True)
-        algorithms = str(grid.hydra.sweeper.params.algorithm).split(",")
-        assert grid.report.metric in ("maxvio_global", "val_ppl")
+    grid = compose([f"experiment={experiment}"], hydra=True)
+    algorithms = str(grid.hydra.sweeper.params.algorithm).split(",")
+    assert grid.report.metric in ("maxvio_global", "val_ppl")
     for name in algorithms:
         cfg = compose([f"experiment={experiment}", f"algorithm={name}"])
         problem = build(cfg.problem, Problem, "problem")

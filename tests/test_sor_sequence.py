@@ -294,27 +294,16 @@ def test_bad_values_name_their_key(tmp_path: Path) -> None:
 
 
 def test_experiment_presets_compose() -> None:
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    from optbench.platform import paths, schema
-
-    schema.register()
-
-    def compose(overrides: list[str]):  # with the hydra node (the sweep grid)
-        with initialize_config_dir(str(paths.config_dir()), version_base="1.3"):
-            return hydra_compose("config", overrides=overrides, return_hydra_config=True)
-
     for name in (
         "learning_to_relax",
         "learning_to_relax_paper",
         "learning_to_relax_heat",
         "learning_to_relax_heat_paper",
     ):
-        cfg = compose([f"experiment={name}"])
+        cfg = compose([f"experiment={name}"], hydra=True)
         assert cfg.experiment_name == name
         assert "oracle_best_fixed" in cfg.hydra.sweeper.params.algorithm
-    paper = compose(["experiment=learning_to_relax_paper"])
+    paper = compose(["experiment=learning_to_relax_paper"], hydra=True)
     assert paper.budget.max_steps == 5000 and paper.hydra.sweeper.params.seed == "range(40)"
 
 
