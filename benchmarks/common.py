@@ -1,13 +1,17 @@
-"""Helpers shared by the benchmarks: composing configs and writing results."""
+"""Helpers shared by the benchmarks: composing configs, timing, memory bandwidth, writing
+results."""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from omegaconf import DictConfig
 
 
@@ -39,3 +43,22 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
     out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
     return out
+
+
+def best_time(fn: Callable[[], Any], repeats: int = 3, warmup: bool = False) -> float:
+    """The shortest of ``repeats`` timed calls of ``fn`` (after one untimed call if ``warmup``)."""
+    if warmup:
+        fn()
+    best = np.inf
+    for _ in range(repeats):
+        tick = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - tick)
+    return best
+
+
+def copy_bandwidth(megabytes: int = 256, repeats: int = 5) -> float:
+    """Bytes per second of a large copy into a preallocated array (read + write counted)."""
+    src = np.ones(megabytes * 2**20 // 8)
+    dst = np.empty_like(src)
+    return 2 * src.nbytes / best_time(lambda: np.copyto(dst, src), repeats)

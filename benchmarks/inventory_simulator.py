@@ -26,19 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import write_result
+from benchmarks.common import best_time, copy_bandwidth, write_result
 
 PERIODS, WARMUP, LEAD = 50, 30, 4
-
-
-def _best(fn: Any, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 def numpy_simulation(demand: np.ndarray, on_hand: np.ndarray, pipe: np.ndarray, level: float):
@@ -106,12 +96,8 @@ def main() -> None:
     cache = Path(tempfile.mkdtemp(prefix="optbench-bench-"))
     results: dict[str, Any] = {"periods": PERIODS, "lead_time": LEAD, "threads": args.threads}
 
-    # memory bandwidth: a large copy, bytes read + written per second
-    big = torch.empty(1 << 26, dtype=dtype)
-    seconds = _best(big.clone, args.repeats)
-    bandwidth = 2 * big.numel() * big.element_size() / seconds
+    bandwidth = copy_bandwidth()  # bytes read + written per second
     results["memory_bandwidth_GBps"] = bandwidth / 1e9
-    del big
 
     for size in sizes:
         problem = InventoryNetwork(
@@ -136,13 +122,13 @@ def main() -> None:
         for name, policy in (("base_stock", base_stock), ("mlp", mlp)):
             forward = functools.partial(_forward, problem, policy)
             backward = functools.partial(_backward, problem, policy)
-            row[f"{name}_forward_sample_periods_per_s"] = sample_periods / _best(
-                forward, args.repeats
+            row[f"{name}_forward_sample_periods_per_s"] = sample_periods / best_time(
+                forward, args.repeats, warmup=True
             )
             if name == "mlp" and size > 32768:
                 continue  # the MLP's saved activations at 128k samples exceed a small machine
-            row[f"{name}_forward_backward_sample_periods_per_s"] = sample_periods / _best(
-                backward, args.repeats
+            row[f"{name}_forward_backward_sample_periods_per_s"] = sample_periods / best_time(
+                backward, args.repeats, warmup=True
             )
             kept = saved_bytes(functools.partial(problem.simulate, policy, "train"))
             row[f"{name}_autograd_bytes_per_sample_period"] = kept / sample_periods
@@ -154,7 +140,7 @@ def main() -> None:
         pipe = split.initial.store_pipeline[:, 0, :].numpy()
         level = float(base_stock.levels()[0].detach())
         baseline = functools.partial(numpy_simulation, demand, on_hand, pipe, level)
-        numpy_seconds = _best(baseline, args.repeats)
+        numpy_seconds = best_time(baseline, args.repeats, warmup=True)
         with torch.no_grad():
             torch_cost = problem.simulate(base_stock, "train").cost.numpy()
         numpy_cost = numpy_simulation(demand, on_hand, pipe, level)

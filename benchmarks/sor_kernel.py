@@ -20,33 +20,11 @@ scipy's ``cg`` with the same preconditioner.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import scipy.sparse as sp
 
-from benchmarks.common import write_result
-
-
-def copy_bandwidth(megabytes: int = 256, repeats: int = 5) -> float:
-    """Bytes per second of a large numpy copy (read + write counted), best of ``repeats``."""
-    src = np.ones(megabytes * 2**20 // 8)
-    dst = np.empty_like(src)
-    best = np.inf
-    for _ in range(repeats):
-        tick = time.perf_counter()
-        np.copyto(dst, src)
-        best = min(best, time.perf_counter() - tick)
-    return 2 * src.nbytes / best
-
-
-def best_time(fn, repeats: int = 3) -> float:
-    best = np.inf
-    for _ in range(repeats):
-        tick = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - tick)
-    return best
+from benchmarks.common import best_time, copy_bandwidth, write_result
 
 
 def main() -> None:
