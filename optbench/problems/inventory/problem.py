@@ -24,8 +24,10 @@ reference policy simulated on the same test samples (common random numbers, far 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ import torch
 
 from optbench.platform.context import RunContext
 from optbench.platform.errors import ConfigError
+from optbench.platform.paths import write_atomically
 from optbench.problems.base import InventoryPolicy, InventoryProblem, InventorySpec, Simulation
 from optbench.problems.inventory import dp, newsvendor
 from optbench.problems.inventory.demand import LAWS, SPLITS, DemandLaw, Split
@@ -356,20 +359,22 @@ class InventoryNetwork(InventoryProblem):
             f"{CACHE_VERSION}|dp|{s['mean'][0]!r}|{lead}|{h!r}|{p!r}|{M}".encode()
         ).hexdigest()[:20]
         path = cache_dir / "inventory" / f"dp-{key}.npz"
-        if path.exists():
-            data = np.load(path)
-            return dp.LostSalesOptimum(
-                float(data["gain"]),
-                data["states"],
-                data["orders"],
-                int(data["max_position"]),
-                int(data["iterations"]),
-                float(data["span"]),
-            )
+        try:
+            with np.load(path) as data:
+                return dp.LostSalesOptimum(
+                    float(data["gain"]),
+                    data["states"],
+                    data["orders"],
+                    int(data["max_position"]),
+                    int(data["iterations"]),
+                    float(data["span"]),
+                )
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            pass  # absent or damaged: computed (again)
         optimum = dp.solve_lost_sales(pmf, lead, h, p, M)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
         np.savez(
-            path,
+            buffer,
             gain=optimum.gain,
             states=optimum.states,
             orders=optimum.orders,
@@ -377,6 +382,7 @@ class InventoryNetwork(InventoryProblem):
             iterations=optimum.iterations,
             span=optimum.span,
         )
+        write_atomically(path, buffer.getvalue())  # parallel jobs may share the entry
         return optimum
 
     def _tuned_heuristic(self, ctx: RunContext) -> Any:
@@ -388,14 +394,17 @@ class InventoryNetwork(InventoryProblem):
         )
         key = hashlib.sha256(key_text.encode()).hexdigest()[:20]
         path = ctx.cache_dir / "inventory" / f"heuristic-{key}.json"
-        if path.exists():
+        try:
             theta = json.loads(path.read_text())["theta"]
+        except (OSError, ValueError, KeyError):
+            theta = None  # absent or damaged: searched (again)
+        if theta is not None:
             with torch.no_grad():
                 policy.theta.copy_(ctx.tensor(theta))
             return policy
         coordinate_search(policy, lambda pol: self.mean_cost(pol, "train"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"theta": policy.theta.detach().cpu().tolist()}))
+        theta = policy.theta.detach().cpu().tolist()
+        write_atomically(path, json.dumps({"theta": theta}).encode())
         return policy
 
     # -- scoring ---------------------------------------------------------------------------------
