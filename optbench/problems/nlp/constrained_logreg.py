@@ -22,6 +22,7 @@ from optbench.platform.context import RunContext
 from optbench.platform.errors import ConfigError
 from optbench.problems.base import NLPProblem
 from optbench.problems.logreg import datasets
+from optbench.problems.logreg.reference import logistic_hessian, logistic_objective
 
 
 class ConstrainedLogReg(NLPProblem):
@@ -88,13 +89,10 @@ class ConstrainedLogReg(NLPProblem):
         return float(np.mean(np.logaddexp(0.0, -self._margins(w))))
 
     def _grad(self, w: np.ndarray) -> np.ndarray:
-        z = self._margins(w)
-        return -(self.X.T @ (self.y * expit(-z))) / self.n_samples
+        return self._f_grad(w)[1]
 
     def _f_grad(self, w: np.ndarray) -> tuple[float, np.ndarray]:
-        z = self._margins(w)
-        loss = float(np.mean(np.logaddexp(0.0, -z)))
-        return loss, -(self.X.T @ (self.y * expit(-z))) / self.n_samples
+        return logistic_objective(w, self.X, self.y, 0.0)
 
     def _c(self, w: np.ndarray) -> np.ndarray:
         return np.concatenate([self.A @ w - self.b, [w @ w - 1.0]])
@@ -103,8 +101,7 @@ class ConstrainedLogReg(NLPProblem):
         return np.vstack([self.A, 2.0 * w])
 
     def _hess_obj(self, w: np.ndarray) -> np.ndarray:
-        s = expit(self._margins(w))
-        return (self.X.T * (s * (1.0 - s))) @ self.X / self.n_samples
+        return logistic_hessian(w, self.X, self.y, 0.0)
 
     def _hess_lag(self, w: np.ndarray, lam: np.ndarray) -> np.ndarray:
         hessian = self._hess_obj(w)
