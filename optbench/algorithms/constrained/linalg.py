@@ -26,10 +26,6 @@ import scipy.sparse.linalg as spla
 DENSE_LIMIT = 2000
 
 
-def is_sparse(matrix: Any) -> bool:
-    return sp.issparse(matrix)
-
-
 def dense(matrix: Any) -> np.ndarray:
     return matrix.toarray() if sp.issparse(matrix) else np.asarray(matrix, dtype=float)
 

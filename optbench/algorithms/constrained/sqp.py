@@ -66,7 +66,6 @@ class Step:
     B: Any
     K: Any
     b: np.ndarray
-    shift: float
 
     @property
     def n(self) -> int:
@@ -131,7 +130,7 @@ class _L1Sqp(NLPAlgorithm):
             hessian = problem.hess_lag(point.x, point.lam)
             B, shift, _ = modify_hessian(hessian, point.jac, self.xi_B)
             b = -np.concatenate([point.grad_lag, point.c])
-            step = Step(point, B, kkt_matrix(B, point.jac), b, shift)
+            step = Step(point, B, kkt_matrix(B, point.jac), b)
             try:
                 z, mu, metrics = self.direction(step, mu)
             except CannotContinue as stop:

@@ -161,7 +161,6 @@ class SymmetricNetwork(nn.Module):
         self.register_buffer("primitives", primitives)  # (n, 5)
         own = 1 + spec.store_pipeline_size + primitives.shape[1]
         up = n_state_features(spec) - spec.n_stores * (1 + spec.store_pipeline_size)
-        self.n_upstream_features = up
         self.embed = mlp([own, *embedding_hidden, context_size], activation)
         self.context = mlp([context_size + up, context_size, context_size], activation)
         self.store = mlp([own + context_size, *store_hidden, 1], activation, SOFTPLUS_ONE)
