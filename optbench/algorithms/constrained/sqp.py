@@ -342,15 +342,14 @@ class SqpL1GmresAdaptive(_GmresSqp):
         z = np.zeros(len(b))
         iterations = 0
         b1 = np.abs(b).sum()
+        r = -b  # the residual K z - b, computed once per z
         while True:
             previous = np.inf
-            while (
-                np.abs(matvec(step.K, z) - b).sum() > self.kappa * b1
-                and iterations < self.max_gmres_iterations
-            ):
+            while np.abs(r).sum() > self.kappa * b1 and iterations < self.max_gmres_iterations:
                 z, used = self.gmres_more(step.K, b, z)
                 iterations += used
-                current = float(np.linalg.norm(matvec(step.K, z) - b))
+                r = matvec(step.K, z) - b
+                current = float(np.linalg.norm(r))
                 if current >= previous * (1 - 1e-12):
                     break  # stagnated: as accurate as GMRES gets
                 previous = current
