@@ -91,9 +91,17 @@ class ScipyTrustConstr(NLPAlgorithm):
 
     def iterate(self, problem: NLPProblem, ctx: RunContext) -> Iterator[Progress]:
         x0 = problem.initial_point()
+        last: dict[str, Any] = {}  # the objective Hessian scipy asked for, and where
+
+        def objective_hessian(x: np.ndarray) -> Any:
+            last["x"], last["H"] = x.copy(), compact(problem.hess_obj(x))
+            return last["H"]
 
         def constraint_hessian(x: np.ndarray, v: np.ndarray) -> Any:
-            return compact(problem.hess_lag(x, np.asarray(v))) - compact(problem._hess_obj(x))
+            # scipy asks for the objective's Hessian at the same x just before: reuse it
+            same = "x" in last and np.array_equal(last["x"], x)
+            objective = last["H"] if same else compact(problem._hess_obj(x))
+            return compact(problem.hess_lag(x, np.asarray(v))) - objective
 
         constraint = NonlinearConstraint(
             problem.c,
@@ -108,7 +116,7 @@ class ScipyTrustConstr(NLPAlgorithm):
                 problem.f_grad,
                 x0,
                 jac=True,
-                hess=lambda x: compact(problem.hess_obj(x)),
+                hess=objective_hessian,
                 method="trust-constr",
                 constraints=[constraint],
                 callback=callback,
