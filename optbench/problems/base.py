@@ -599,21 +599,25 @@ class NLPProblem(Problem):
         return self._hess_lag_vec(x, lam, v)
 
     # -- scoring ---------------------------------------------------------------------------------
-    def least_squares_multiplier(self, x: np.ndarray) -> np.ndarray:
-        """``argmin_lam ||grad f(x) + J(x)^T lam||_2`` (uncounted)."""
-        jac = self._jac(x)
+    def least_squares_multiplier(
+        self, x: np.ndarray, grad: np.ndarray | None = None, jac: Any = None
+    ) -> np.ndarray:
+        """``argmin_lam ||grad f(x) + J(x)^T lam||_2`` (uncounted; ``grad`` and ``jac`` at x
+        when the caller has them)."""
+        jac = self._jac(x) if jac is None else jac
+        grad = self._grad(x) if grad is None else grad
         dense = jac.toarray() if hasattr(jac, "toarray") else np.asarray(jac)
-        return np.linalg.lstsq(dense.T, -self._grad(x), rcond=None)[0]
+        return np.linalg.lstsq(dense.T, -grad, rcond=None)[0]
 
     def evaluate(self, solution: NLPIterate | np.ndarray) -> dict[str, float]:
         if isinstance(solution, NLPIterate):
             x, lam = solution.x, solution.lam
         else:
             x, lam = np.asarray(solution), None
-        if lam is None:
-            lam = self.least_squares_multiplier(x)
         f, grad = self._f_grad(x)
         c, jac = self._c_jac(x)
+        if lam is None:
+            lam = self.least_squares_multiplier(x, grad, jac)
         grad_lag = grad + np.asarray(jac.T @ lam).ravel()
         c_norm = float(np.linalg.norm(c))
         grad_lag_norm = float(np.linalg.norm(grad_lag))

@@ -184,7 +184,7 @@ class ScipySLSQP(NLPAlgorithm):
             if any(key not in table for table in seen.values()):
                 return None
             grad, c, jac = (seen[name][key] for name in ("grad", "c", "jac"))
-            lam = np.linalg.lstsq(jac.T, -grad, rcond=None)[0]
+            lam = problem.least_squares_multiplier(x, grad, jac)
             return float(np.hypot(np.linalg.norm(grad + jac.T @ lam), np.linalg.norm(c)))
 
         def solve(callback: Callable[[Any], None]) -> Any:
