@@ -81,3 +81,16 @@ def mlflow_server(tmp_path: Path) -> Iterator[str]:
         yield uri
     finally:
         server.stop(process)
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """torch on one intra-op thread during a test: small batched tensors are overhead-bound, and
+    a second thread only contends on a shared 2-core machine. Modules opt in with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -105,12 +105,3 @@ def python_simulation(
             sample_costs.append(cost / n)
         costs.append(sample_costs)
     return costs
-
-
-def one_thread() -> Any:
-    """Generator for an autouse fixture: torch on one thread during a test (small batched ops
-    are overhead-bound, and a second thread only competes on a shared machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

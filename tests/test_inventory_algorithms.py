@@ -15,7 +15,7 @@ from optbench.algorithms.inventory.networks import SymmetricNetwork, VanillaMLP
 from optbench.algorithms.inventory.reinforce import GaussianPolicy
 from optbench.problems.base import Observation
 from optbench.problems.inventory.heuristics import BaseStock, heuristic_policy
-from tests.inventory_support import make_context, make_problem, one_thread
+from tests.inventory_support import make_context, make_problem
 
 SMALL = dict(
     train_samples=1024,
@@ -29,7 +29,7 @@ SMALL = dict(
     test_warmup=100,
 )
 
-_one_thread = pytest.fixture(autouse=True)(one_thread)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def drive(algorithm: Any, problem: Any, cache: Path, steps: int) -> tuple[Any, list[dict]]:

@@ -15,11 +15,11 @@ from scipy import stats
 
 from optbench.problems.inventory import dp, newsvendor
 from optbench.problems.inventory.heuristics import BaseStock
-from tests.inventory_support import make_problem, one_thread
+from tests.inventory_support import make_problem
 
 SIM = {"train_samples": 4000, "train_periods": 40, "train_warmup": 10}
 
-_one_thread = pytest.fixture(autouse=True)(one_thread)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize(("law", "lead", "p"), [("normal", 2, 9.0), ("poisson", 1, 19.0)])

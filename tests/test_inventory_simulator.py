@@ -12,7 +12,7 @@ from optbench.algorithms.inventory.networks import SymmetricNetwork, VanillaMLP
 from optbench.problems.base import Observation
 from optbench.problems.inventory import demand as demand_module
 from optbench.problems.inventory.heuristics import BaseStock, CappedBaseStock, EchelonStock
-from tests.inventory_support import make_problem, one_thread, python_simulation
+from tests.inventory_support import make_problem, python_simulation
 
 CASES = {
     "backlog_L0": dict(store_lead_time=0),
@@ -37,7 +37,7 @@ CASES = {
     ),
 }
 
-_one_thread = pytest.fixture(autouse=True)(one_thread)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("echelon", [False, True])

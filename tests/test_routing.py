@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,14 +24,7 @@ from optbench.problems.routing import RoutingStream
 from optbench.problems.routing.assignment import dual_function, optimal_assignment
 from tests.conftest import compose
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Small tensors: one intra-op thread (two threads contend on a shared 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def context(tmp_path: Path, steps: int = 100, seed: int = 0) -> RunContext:
