@@ -6,23 +6,24 @@ the table, pairing the runs of two columns by seed (same seed = same data and in
 random numbers).
 
 Every test is about a per-seed *advantage* ``d`` that is positive when the claim holds for that
-seed (e.g. ``b - a`` for "a has the smaller gap"); one row is one comparison (``rank``: one per
-other column). For each comparison:
+seed (e.g. ``b - a`` for "a has the smaller gap"). Per row of the table:
 
 - one-sided tests of ``E[d] > 0`` (the claim *holds*) and ``E[d] < 0`` (it *fails*): Wilcoxon's
   signed-rank test (``scipy.stats.wilcoxon``) for ``n >= 6`` pairs, the paired t test
   (``scipy.stats.ttest_1samp`` on the differences) below; ``trend`` with three or more ordered
-  values uses Page's L test (``scipy.stats.page_trend_test``). Advantages identical over two or
-  more seeds (the seed does not change the outcome) decide exactly, without a test;
-- the p-values of all comparisons of a claim are Holm-corrected, each direction on its own;
-- the row *holds* / *fails* when its corrected p-value is below ``alpha``, else it is undecided.
+  values uses Page's L test (``scipy.stats.page_trend_test``); ``reference`` two one-sided tests
+  (TOST). Advantages identical over two or more seeds (the seed does not change the outcome)
+  decide exactly, without a test. ``rank`` tests ``a`` against each other column and combines
+  (``RowResult.raw_p_holds``);
+- the rows' p-values are Holm-corrected across the claim's rows, each direction on its own;
+- a row *holds* / *fails* when its corrected p-value is below ``alpha``, else it is undecided.
 
 The verdict follows from the rows and ``across``: ``reproduced`` when the claim holds in every
 row (``all``), in more than half of them (``majority``) or in one (``any``); ``contradicted``
 when enough rows fail that it cannot; ``inconclusive`` otherwise, with the number of seeds that
 would decide it at the observed effects (80% power of a one-sided paired t test at level
-``alpha / comparisons``, scaled by 1/0.955 -- the Wilcoxon test's asymptotic relative efficiency
--- where that test applies).
+``alpha / rows``, divided by 0.955 -- the signed-rank test's asymptotic relative efficiency --
+where that test applies).
 
 Effects are shown with 95% t-intervals: the paired ratio ``a/b`` (geometric mean over seeds, the
 interval on the log ratios) when both are positive, the mean difference otherwise. A diverged or
@@ -239,8 +240,8 @@ class RowResult:
 
     @property
     def raw_p_fails(self) -> float:
-        """ "Fails": k others beat ``a``; (C - k + 1) times the k-th smallest p (Bonferroni
-        for k = 1)."""
+        """The row's p-value for "fails". Rank: k others beat ``a``; (C - k + 1) times the
+        k-th smallest p (Bonferroni for k = 1; Markov's inequality again for k > 1)."""
         p = sorted(_nan_one(c.p_fails) for c in self.comparisons)
         return min(1.0, (len(p) - self.k + 1) * p[self.k - 1]) if len(p) >= self.k else 1.0
 

@@ -153,7 +153,7 @@ class Direction(Enum):
 @dataclass
 class ClaimSpec:
     """A paper's claim, decided on the report's chosen runs (see ``optbench.platform.claims``;
-    the format is documented in ``docs/claims.md``). Which keys apply depends on ``kind``:
+    the format: ``docs/claims.md``). Which keys apply depends on ``kind``:
 
     - ``compare``: ``a`` vs ``b`` per row (``relation``, ``margin``, ``margin_type``);
     - ``ratio``: the paired ratio ``a``/``b`` (or ``a`` alone) ``op`` ``bound``;
