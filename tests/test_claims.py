@@ -1,7 +1,6 @@
 """Claims decided on synthetic run frames whose answers are known: a clearly true claim is
-reproduced, a clearly false one contradicted, noise inconclusive; Holm on a hand-computed case;
-the paired test (not the unpaired one) on seed-correlated data; the seeds-needed formula against
-G*Power's published sample size."""
+reproduced, a clearly false one contradicted, noise inconclusive; Holm across rows on a
+hand-computed case; the paired test (not the unpaired one) on seed-correlated data."""
 
 from __future__ import annotations
 
@@ -13,18 +12,15 @@ import pytest
 from scipy import stats
 
 from optbench.platform.claims import (
-    Comparison,
     RowResult,
     claims_frame,
     claims_markdown,
     conclude,
     decide_claims,
-    holm,
-    paired_test,
     parse_claim,
-    seeds_needed,
 )
 from optbench.platform.errors import ConfigError
+from optbench.platform.paired import Comparison, seeds_needed
 
 ROWS, COLUMNS = ["problem.dataset"], ["algorithm"]
 
@@ -181,12 +177,6 @@ def test_a_diverged_run_counts_as_the_worst_value() -> None:
 
 
 # -- Holm and the verdict across rows -------------------------------------------------------------
-def test_holm_by_hand() -> None:
-    # sorted 0.005, 0.01, 0.03, 0.04 -> x4, x3, x2, x1 = 0.02, 0.03, 0.06, 0.04 -> monotone: 0.06
-    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
-    assert holm([0.5, math.nan]) == pytest.approx([1.0, 1.0])
-
-
 @pytest.mark.parametrize(
     ("across", "verdict", "holding"),
     [("all", "inconclusive", 2), ("majority", "inconclusive", 2), ("any", "reproduced", 2)],
@@ -347,25 +337,6 @@ def test_trend_over_a_config_key_and_over_steps() -> None:
 
 
 # -- tests, power and errors --------------------------------------------------------------------
-def test_test_choice_by_number_of_pairs() -> None:
-    assert paired_test([1, 2, 3, 4, 5, 6]).test == "Wilcoxon signed-rank"
-    assert paired_test([1, 2, 3, 4, 5, 6]).p_holds == pytest.approx(1 / 64)
-    five = paired_test([1, 2, 3, 4, 5])
-    assert five.test == "paired t"
-    assert five.p_holds == pytest.approx(
-        stats.t.sf(3 / (np.std([1, 2, 3, 4, 5], ddof=1) / 5**0.5), 4)
-    )
-
-
-def test_seeds_needed_matches_gpower() -> None:
-    # G*Power, one-tailed paired t, dz = 0.5, alpha 0.05, power 0.8: N = 27; from 6 pairs on
-    # the signed-rank test decides, at efficiency 3/pi
-    assert seeds_needed(0.5, 0.05) == math.ceil(27 * math.pi / 3)
-    assert seeds_needed(-0.5, 0.05) == seeds_needed(0.5, 0.05)
-    assert seeds_needed(0.0, 0.05) is None and seeds_needed(1e-4, 0.05) is None
-    assert seeds_needed(5.0, 0.05) == 3  # t test regime: few pairs suffice for a huge effect
-
-
 @pytest.mark.parametrize(
     ("keys", "message"),
     [

@@ -47,15 +47,16 @@ from omegaconf.errors import OmegaConfBaseException
 from scipy import stats
 
 from optbench.platform.errors import ConfigError
+from optbench.platform.paired import (
+    Comparison,
+    holm,
+    mean_interval,
+    paired_test,
+    seeds_needed,
+    standardised,
+)
 from optbench.platform.schema import ClaimSpec
 
-#: from this many pairs on, the signed-rank test decides; below it, the paired t test.
-RANK_TEST_MIN = 6
-#: the power at which "seeds needed" is computed.
-POWER = 0.8
-#: asymptotic relative efficiency of the signed-rank test to the t test (normal data).
-WILCOXON_ARE = 3 / math.pi
-MAX_SEEDS = 10_000
 VERDICTS = ("reproduced", "contradicted", "inconclusive")
 ID = re.compile(r"^[a-z0-9_]+$")
 
@@ -195,19 +196,6 @@ def parse_claim(spec: Any, index: int, metric: str, goal: str) -> Claim:
 
 # -- results -------------------------------------------------------------------------------------
 @dataclass
-class Comparison:
-    """One test of a claim: the advantage's one-sided p-values in each direction."""
-
-    n: int
-    test: str
-    p_holds: float
-    p_fails: float
-    d_z: float = math.nan  # standardised advantage (mean / sd over seeds)
-    exact: bool = False
-    label: str = ""  # rank: the other column
-
-
-@dataclass
 class RowResult:
     """A claim in one row of the table."""
 
@@ -263,107 +251,7 @@ class ClaimResult:
         return self.claim.id
 
 
-# -- statistics ----------------------------------------------------------------------------------
-def holm(p_values: Sequence[float]) -> np.ndarray:
-    """Holm's step-down adjusted p-values (NaN counts as 1: a test that could not be made)."""
-    p = np.nan_to_num(np.asarray(p_values, dtype=float), nan=1.0)
-    m = len(p)
-    if m == 0:
-        return p
-    order = np.argsort(p, kind="stable")
-    steps = np.maximum.accumulate((m - np.arange(m)) * p[order])
-    adjusted = np.empty(m)
-    adjusted[order] = np.minimum(steps, 1.0)
-    return adjusted
-
-
-def paired_test(d: Sequence[float], strict: bool = True) -> Comparison:
-    """One-sided tests of E[d] > 0 and E[d] < 0 for the per-seed advantages ``d``.
-
-    ``strict``: with advantages identical over the seeds, the claim holds only for d > 0
-    (``better``); otherwise d >= 0 holds too (``no_worse``, a tolerance, a bound)."""
-    d = np.asarray(d, dtype=float)
-    n = len(d)
-    if n == 0:
-        return Comparison(0, "no paired seeds", math.nan, math.nan)
-    if n >= 2 and np.all(d == d[0]):
-        holds = bool(d[0] > 0 if strict else d[0] >= 0)
-        return Comparison(
-            n,
-            f"exact (identical over {n} seeds)",
-            0.0 if holds else 1.0,
-            1.0 if holds else 0.0,
-            d_z=math.inf if holds else -math.inf,
-            exact=True,
-        )
-    if n == 1:
-        return Comparison(1, "1 seed: no test", math.nan, math.nan)
-    finite = d[np.isfinite(d)]
-    d_z = _standardised(finite) if len(finite) >= 2 else math.nan
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if n >= RANK_TEST_MIN:
-            big = 2 * (np.abs(finite).max() if len(finite) else 1.0) + 1.0
-            x = np.where(np.isfinite(d), d, np.sign(d) * big)
-            return Comparison(
-                n,
-                "Wilcoxon signed-rank",
-                float(stats.wilcoxon(x, alternative="greater").pvalue),
-                float(stats.wilcoxon(x, alternative="less").pvalue),
-                d_z=d_z,
-            )
-        if not np.isfinite(d).all():
-            return Comparison(
-                n, f"diverged runs, {n} < {RANK_TEST_MIN} seeds: no test", math.nan, math.nan
-            )
-        return Comparison(
-            n,
-            "paired t",
-            float(stats.ttest_1samp(d, 0.0, alternative="greater").pvalue),
-            float(stats.ttest_1samp(d, 0.0, alternative="less").pvalue),
-            d_z=d_z,
-        )
-
-
-def _standardised(d: np.ndarray) -> float:
-    sd = float(np.std(d, ddof=1))
-    mean = float(np.mean(d))
-    if sd == 0:
-        return math.copysign(math.inf, mean) if mean else 0.0
-    return mean / sd
-
-
-def seeds_needed(d_z: float, alpha: float, power: float = POWER) -> int | None:
-    """Pairs needed for a one-sided paired test at level ``alpha`` to reach ``power`` at the
-    standardised effect ``d_z`` (noncentral t; the signed-rank test's efficiency where it
-    applies). None when no number of seeds would do (no effect) or more than ``MAX_SEEDS``."""
-    if not math.isfinite(d_z) or d_z == 0:
-        return None
-    n = np.arange(2, MAX_SEEDS + 1)
-    critical = stats.t.ppf(1 - alpha, n - 1)
-    achieved = stats.nct.sf(critical, n - 1, abs(d_z) * np.sqrt(n))
-    enough = np.nonzero(achieved >= power)[0]
-    if not len(enough):
-        return None
-    needed = int(n[enough[0]])
-    if needed >= RANK_TEST_MIN:
-        # the exact signed-rank test cannot go below 2**-n, and is a little less efficient
-        needed = max(math.ceil(needed / WILCOXON_ARE), math.ceil(-math.log2(alpha)) + 1)
-    return needed if needed <= MAX_SEEDS else None
-
-
-def mean_interval(x: np.ndarray) -> tuple[float, float, float]:
-    """Mean and 95% t-interval (NaN bounds for fewer than two values)."""
-    x = np.asarray(x, dtype=float)
-    mean = float(np.mean(x)) if len(x) else math.nan
-    if len(x) < 2 or not np.isfinite(x).all():
-        return mean, math.nan, math.nan
-    if np.ptp(x) == 0:
-        return mean, mean, mean
-    low, high = stats.ttest_1samp(x, 0.0).confidence_interval(0.95)
-    return mean, float(low), float(high)
-
-
+# -- effects --------------------------------------------------------------------------------------
 def _g(x: float) -> str:
     return f"{x:.3g}" if math.isfinite(x) else ("diverged" if not math.isnan(x) else "nan")
 
@@ -616,7 +504,7 @@ def _trend_row(
     first, last = table[values[0]].to_numpy(), table[values[-1]].to_numpy()
     with np.errstate(invalid="ignore"):
         d = sign * (last - first)
-    d_z = _standardised(d[np.isfinite(d)]) if np.isfinite(d).sum() >= 2 else math.nan
+    d_z = standardised(d[np.isfinite(d)]) if np.isfinite(d).sum() >= 2 else math.nan
     data = sign * table.to_numpy()  # increasing in the claimed direction
     n = len(table)
     if len(values) == 2 or n < 2:
