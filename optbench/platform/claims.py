@@ -38,6 +38,7 @@ import re
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -834,3 +835,18 @@ def claims_markdown(results: Sequence[ClaimResult]) -> str:
         ]
     )
     return table.to_markdown(index=False)
+
+
+def write_claims(results: Sequence[ClaimResult], out_dir: Path) -> list[Path]:
+    """``claims.csv`` (one line per claim), ``claims_rows.csv`` (per claim and row) and
+    ``claims.md`` (the verdict table) in ``out_dir``."""
+    files = [out_dir / "claims.csv", out_dir / "claims_rows.csv", out_dir / "claims.md"]
+    claims_frame(results).to_csv(files[0], index=False)
+    rows_frame(results).to_csv(files[1], index=False)
+    files[2].write_text(f"Claims\n\n{claims_markdown(results)}\n")
+    return files
+
+
+def verdict_tags(results: Sequence[ClaimResult]) -> dict[str, str]:
+    """``claim.<id>.verdict`` -> verdict, for the sweep's parent run."""
+    return {f"claim.{r.id}.verdict": r.verdict for r in results}
