@@ -742,7 +742,8 @@ def evidence(result: ClaimResult, skipped: Sequence[str] = ()) -> str:
         ]
     if result.verdict == "reproduced":
         shown = max(holds, key=lambda r: r.p_holds)
-        parts.append(f"weakest {_row_text(shown)}, p={_p(shown.p_holds)}")
+        weakest = "weakest " if n > 1 else ""
+        parts.append(f"{weakest}{_row_text(shown)}, p={_p(shown.p_holds)}")
     elif result.verdict == "contradicted":
         shown = min(fails, key=lambda r: r.p_fails)
         parts.append(f"{_row_text(shown)}, p={_p(shown.p_fails)} against")

@@ -30,7 +30,7 @@ import yaml
 from optbench.platform import paths
 
 DEFAULT_RTOL = 0.05
-STATS = {"mean", "std", "n", "ci95"}
+STATS = {"mean", "std", "n", "ci95", "mark"}
 
 
 def baselines_dir() -> Path:
