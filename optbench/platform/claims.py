@@ -56,6 +56,7 @@ from optbench.platform.paired import (
     seeds_needed,
     standardised,
 )
+from optbench.platform.results import value_column
 from optbench.platform.schema import ClaimSpec
 
 VERDICTS = ("reproduced", "contradicted", "inconclusive")
@@ -585,25 +586,15 @@ def decide_claims(
     columns: Sequence[str],
     metric: str,
     goal: str,
-    column_of: Callable[[str], str] | None = None,
     series: SeriesReader | None = None,
 ) -> list[ClaimResult]:
     """Decide every claim of ``specs`` on ``runs``: the runs of the configurations a report
-    table chose (one per cell of ``rows`` x ``columns``, every seed), with ``seed`` and
-    ``status`` columns. ``column_of(metric)`` names the frame column of a metric (default:
-    ``metrics.<metric>``, else a run column such as ``steps``); ``series`` reads evaluation
-    series (needed by ``trend`` claims ``over: step``)."""
+    table chose (one per cell of ``rows`` x ``columns``, every seed; a runs frame of
+    ``optbench.platform.results``, its metrics at the report's statistic). A claim's metric is
+    a final metric (``metrics.<name>``) or a run column such as ``steps``; ``series`` reads
+    evaluation series (needed by ``trend`` claims ``over: step``)."""
     claims = parse_claims(specs, metric, goal)
-    return [decide(runs, claim, list(rows), list(columns), column_of, series) for claim in claims]
-
-
-def default_column(runs: pd.DataFrame, metric: str) -> str:
-    if f"metrics.{metric}" in runs:
-        return f"metrics.{metric}"
-    if metric in runs:
-        return metric
-    known = sorted(c.removeprefix("metrics.") for c in runs.columns if c.startswith("metrics."))
-    raise KeyError(f"no run logged '{metric}' (metrics: {', '.join(known)})")
+    return [decide(runs, claim, list(rows), list(columns), series) for claim in claims]
 
 
 def decide(
@@ -611,17 +602,12 @@ def decide(
     claim: Claim,
     rows: list[str],
     columns: list[str],
-    column_of: Callable[[str], str] | None = None,
     series: SeriesReader | None = None,
 ) -> ClaimResult:
     name = f"report.claims.{claim.id}"
     if runs.empty:
         raise ConfigError(f"{name}: the report chose no runs")
-    try:
-        column = (column_of or (lambda m: default_column(runs, m)))(claim.metric)
-    except (KeyError, ConfigError) as exc:
-        message = str(exc).strip("'\"")
-        raise ConfigError(f"{name}: metric '{claim.metric}': {message}") from None
+    column = value_column(runs, claim.metric, f"{name}: metric '{claim.metric}'")
     data = runs.copy()
     for key, values in claim.where.items():
         if key not in data:
