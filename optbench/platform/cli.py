@@ -174,33 +174,77 @@ def main() -> None:
         sys.exit(1 if summary.status is RunStatus.failed else 0)
 
 
+REPORT_USAGE = """usage: optbench-report [--record] experiment=NAME [overrides]
+
+The tables, claims and plots of an experiment's logged runs. Takes the sweep's own overrides
+(a swept key such as seed=0,1,2 or problem.dataset=a,b restricts the report to those values)
+and report.* overrides (report.metric=..., +report.also=[...]). An experiment without a report:
+block gets the default report (rows: swept problem keys, columns: swept algorithm keys, metric:
+the problem's headline). --record also writes docs/reproductions/NAME.md from the preset's
+reproduction: block and updates the README's index of reproductions."""
+
+
 def report_main(argv: list[str] | None = None) -> None:
-    """``optbench-report experiment=NAME [overrides]``: tables and plots of an experiment."""
+    """``optbench-report [--record] experiment=NAME [overrides]``."""
     args = sys.argv[1:] if argv is None else argv
     if any(a in ("-h", "--help") for a in args):
-        print("usage: optbench-report experiment=NAME [tracking.uri=URI] [report.metric=...]")
+        print(REPORT_USAGE)
         return
+    record = "--record" in args
+    args = [a for a in args if a != "--record"]
     schema.register()
 
     def entry() -> None:
         from hydra import compose, initialize_config_dir
+        from hydra.core.override_parser.overrides_parser import OverridesParser
 
         from optbench.platform.report import write_report
+        from optbench.platform.reproduction import update_readme, write_record
 
         bad = [a for a in args if "=" not in a]
         if bad:
             raise ConfigError(f"expected key=value overrides, got '{bad[0]}'")
+        parsed = OverridesParser.create().parse_overrides(args)
+        is_report = [o.key_or_group.split(".")[0] == "report" for o in parsed]
+        report_changes = {
+            o.key_or_group.removeprefix("report").lstrip("."): o.value()
+            for o, r in zip(parsed, is_report, strict=True)
+            if r
+        }
+        others = [o for o, r in zip(parsed, is_report, strict=True) if not r]
+        fixed = []  # a sweep override composes with its first value
+        for o in others:
+            if not o.is_sweep_override():
+                fixed.append(o.input_line)
+            elif o.is_discrete_sweep():
+                fixed.append(f"{o.get_key_element()}={next(iter(o.sweep_string_iterator()))}")
         with initialize_config_dir(str(paths.config_dir()), version_base="1.3"):
-            cfg = compose("config", overrides=args)
-        if cfg.get("report") is None:
-            raise ConfigError(
-                f"experiment '{cfg.experiment_name}' has no report: block; "
-                "pick one with experiment=NAME"
-            )
+            cfg = compose("config", overrides=fixed, return_hydra_config=True)
+        task = [o.input_line for o in others]
+        values = sweep.sweep_values(cfg.hydra.sweeper.get("params"), task)
         tracker = make_tracker(cfg.tracking, cfg.experiment_name)
         if not tracker.enabled:
             raise ConfigError("tracking=none: a report reads runs back from a tracking store")
-        result = write_report(cfg.report, tracker, cfg.experiment_name)
+        swept = [key for key, taken in values.items() if len(taken) > 1]
+        result = write_report(
+            cfg.get("report"),
+            tracker,
+            cfg.experiment_name,
+            only=values,
+            swept=swept,
+            changes=report_changes,
+        )
         print(result.describe())
+        if record:
+            if cfg.get("reproduction") is None:
+                raise ConfigError(
+                    f"--record: experiment '{cfg.experiment_name}' has no reproduction: block"
+                )
+            docs = paths.project_root() / "docs" / "reproductions"
+            written = write_record(
+                cfg.experiment_name, cfg.reproduction, result.out_dir, docs, task
+            )
+            update_readme(paths.project_root() / "README.md", docs)
+            print(f"record:  {written.path} ({written.verdicts})")
 
     _guard(entry)

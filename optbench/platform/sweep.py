@@ -106,6 +106,29 @@ def expand_grid(params: Mapping[str, Any] | None, arguments: Sequence[str]) -> l
     return [list(job) for job in itertools.product(*axes.values())]
 
 
+def sweep_values(
+    params: Mapping[str, Any] | None, arguments: Sequence[str]
+) -> dict[str, list[str]]:
+    """Per config key of a sweep's overrides (``hydra.sweeper.params``, then the command line)
+    that is part of a run's identity: the values it takes, one for a fixed override.
+    Continuous ranges (Optuna's ``interval``), deletions and list or dict values are left out."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    texts = [f"{k}={v}" for k, v in (params or {}).items()] + list(arguments)
+    values: dict[str, list[str]] = {}
+    for override in OverridesParser.create().parse_overrides(texts):
+        key = override.key_or_group
+        if override.is_delete() or key.split(".")[0] in NOT_IDENTITY:
+            continue
+        if override.is_sweep_override():
+            taken = list(override.sweep_iterator()) if override.is_discrete_sweep() else []
+        else:
+            taken = [override.value()]
+        if taken and not any(isinstance(v, list | dict) or v is None for v in taken):
+            values[key] = [str(v) for v in taken]
+    return values
+
+
 def count_jobs(config: Any) -> int | None:
     """How many jobs the sweep will launch, when the sweeper says in advance (the grid sweeper:
     the product of the sweep lists; Optuna: ``n_trials``)."""
@@ -257,6 +280,12 @@ class SweepCallback(Callback):
 
     @abort_on_error
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        report = config.get("report")
+        if report is not None and report.get("claims"):
+            from optbench.platform.claims import parse_claims
+
+            # a malformed claim fails now, not after the sweep has run
+            parse_claims(report.claims, "metric", str(getattr(report.goal, "value", "min")))
         self._started = time.perf_counter()
         self._sweep_dir = Path(str(config.hydra.sweep.dir))
         tracker = self._tracker = make_tracker(config.tracking, config.experiment_name)
@@ -285,6 +314,28 @@ class SweepCallback(Callback):
             self._previous_sigint = signal.signal(signal.SIGINT, self._interrupted)
         if progress.enabled():
             self._bar = progress.SweepProgress(self._sweep_dir, count_jobs(config)).start()
+
+    def _report(self, config: DictConfig, tracker: NullTracker, outcome: SweepOutcome) -> None:
+        """The experiment's report on the runs this sweep's overrides select; without a
+        ``report:`` block, the default report of this sweep's own runs (or a line saying why
+        there is none)."""
+        from optbench.platform.report import write_report
+
+        values = sweep_values(config.hydra.sweeper.get("params"), config.hydra.overrides.task)
+        report = config.get("report")
+        if report is not None:
+            result = write_report(report, tracker, config.experiment_name, only=values)
+        else:
+            swept = [key for key, taken in values.items() if len(taken) > 1]
+            run_ids = [s.run_id for s in outcome.summaries if s.run_id]
+            try:
+                result = write_report(
+                    None, tracker, config.experiment_name, only=values, run_ids=run_ids, swept=swept
+                )
+            except ConfigError as exc:
+                print(f"no report: {exc}", flush=True)
+                return
+        print(result.describe(), flush=True)
 
     def _interrupted(self, signum: int, frame: Any) -> None:
         """Ctrl-C: close the parent run as KILLED (a rerun resumes it), then interrupt."""
@@ -317,10 +368,7 @@ class SweepCallback(Callback):
         count_tags = {f"{TAG}sweep.{k}": str(v) for k, v in outcome.counts.items()}
         tracker.close_sweep(self._parent, count_tags, failed=outcome.failed)
         report = config.get("report")
-        if report is not None and report.auto and tracker.enabled:
-            from optbench.platform.report import write_report
-
-            result = write_report(report, tracker, config.experiment_name)
-            print(result.describe(), flush=True)
+        if tracker.enabled and (report is None or report.auto):
+            self._report(config, tracker, outcome)
         if outcome.failed:
             raise SweepFailed(outcome)

@@ -52,6 +52,8 @@ class MoELanguageModelProblem(RoutingStreamProblem):
         val_tokens: validation characters evaluated (0: the whole validation split).
     """
 
+    headline = ("val_ppl", "min")
+
     learnable_router = True
 
     def __init__(
