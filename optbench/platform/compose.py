@@ -21,7 +21,7 @@ the configs.
 
 from __future__ import annotations
 
-import copy
+import pickle
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,21 +42,37 @@ class ComposeOnce(ConfigLoader):
 
     def __init__(self, loader: ConfigLoader) -> None:
         self.loader = loader
-        self._bases: dict[tuple[Any, ...], DictConfig] = {}
+        self._bases: dict[tuple[Any, ...], bytes] = {}  # composed configs, pickled
         self._repos: dict[tuple[Any, ...], Any] = {}
+        self._ready: dict[tuple[str, ...], DictConfig] = {}  # composed by ``prepare``
         self.composed = 0  # Hydra compositions done (for the benchmarks and tests)
         self.copied = 0  # jobs served from a composed config
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> dict[str, Any]:  # the caches stay in this process
         return {"loader": self.loader}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["loader"])  # type: ignore[misc]
 
     # -- the fast path ---------------------------------------------------------------------------
+    def prepare(
+        self, master_config: DictConfig, jobs: Sequence[Sequence[str]], keep: bool = True
+    ) -> list[DictConfig]:
+        """Compose every job of a sweep (in order); with ``keep``, each config is kept for the
+        launcher's ``load_sweep_config`` of that job (given out once): no job is composed twice.
+        """
+        configs = [self.load_sweep_config(master_config, list(job)) for job in jobs]
+        if keep:
+            for job, config in zip(jobs, configs, strict=True):
+                self._ready[tuple(job)] = config
+        return configs
+
     def load_sweep_config(self, master_config: DictConfig, sweep_overrides: list[str]) -> Any:
         """The config of the job with ``sweep_overrides`` in the multirun of ``master_config``:
         identical to Hydra's ``load_sweep_config``."""
+        ready = self._ready.pop(tuple(sweep_overrides), None)
+        if ready is not None:
+            return ready
         try:
             config = self._from_base(master_config, list(sweep_overrides))
         except Exception:
@@ -81,16 +97,15 @@ class ComposeOnce(ConfigLoader):
         structural = [o for o in parsed if _is_structural(o, repo)]
         values = [o for o in parsed if not _is_structural(o, repo)]
         key = (config_name, tuple(o.input_line for o in structural))
-        base = self._bases.get(key)
-        if base is None:
+        if key not in self._bases:
             base = self.loader.load_configuration(
                 config_name=config_name,
                 overrides=[str(o.input_line) for o in structural],
                 run_mode=RunMode.RUN,
             )
             self.composed += 1
-            self._bases[key] = base
-        config = copy.deepcopy(base)
+            self._bases[key] = pickle.dumps(base)  # a copy is one unpickling (3x a deepcopy)
+        config = pickle.loads(self._bases[key])
         ConfigLoaderImpl._apply_overrides_to_config(values, config)
         task = [o for o in parsed if not o.is_hydra_override()]
         job = config.hydra.job

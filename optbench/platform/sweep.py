@@ -241,6 +241,28 @@ def sweep_hash(config: DictConfig) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def record_lost_job(config: DictConfig, reason: str) -> None:
+    """A job whose process died before it could report (a killed worker): its output dir gets
+    a failed summary, and its run, if it had opened one, is ended as FAILED with ``reason``."""
+    from optbench.platform.runner import write_summary
+
+    job_dir = Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)
+    (job_dir / ".hydra").mkdir(parents=True, exist_ok=True)
+    task = [str(o) for o in config.hydra.overrides.task]
+    (job_dir / ".hydra" / "overrides.yaml").write_text(OmegaConf.to_yaml(task))
+    choices = config.hydra.runtime.choices
+    name = f"{choices.get('algorithm') or 'algorithm'}@{choices.get('problem') or 'problem'}"
+    if config.hydra.job.override_dirname:
+        name += f" {config.hydra.job.override_dirname}"
+    identity = config_hash(resolved(config))
+    summary = RunSummary(name, RunStatus.failed, identity, error=reason)
+    write_summary(summary, job_dir)
+    parent = config.hydra.job.env_set.get(PARENT_RUN_ENV)
+    tracker = make_tracker(config.tracking, config.experiment_name)
+    if tracker.enabled and parent:
+        tracker.end_running(parent, identity, RunStatus.failed, reason)
+
+
 def collect(sweep_dir: Path) -> SweepOutcome:
     """Read the job summaries under ``sweep_dir`` (job subdirs are named by job number)."""
     job_dirs = [d for d in sweep_dir.iterdir() if d.is_dir() and (d / ".hydra").exists()]

@@ -39,6 +39,9 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+# MLflow's usage telemetry wraps every client call and sends records from a background thread:
+# a benchmark platform neither needs it nor should phone home (set it to false to allow it).
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 PARENT_RUN_ENV = "OPTBENCH_PARENT_RUN_ID"
 METRICS_FILE = "metrics.csv"
@@ -134,6 +137,13 @@ class NullTracker:
         """End as KILLED the children of ``parent_run_id`` still RUNNING (their process died)."""
         return 0
 
+    def end_running(
+        self, parent_run_id: str, config_hash: str, status: RunStatus, reason: str
+    ) -> int:
+        """End the RUNNING children of ``parent_run_id`` with config hash ``config_hash``
+        (their process died) with ``status`` and ``reason``."""
+        return 0
+
     def open_sweep(self, sweep_hash: str, name: str, tags: dict[str, str]) -> str | None:
         """The parent run of a sweep: reopened if this sweep ran before, else created."""
         return None
@@ -164,11 +174,19 @@ class NullTracker:
 
 
 def make_tracker(tracking: Any, experiment_name: str) -> NullTracker:
-    """The tracker a ``TrackingConfig`` (or its DictConfig) asks for."""
+    """The tracker a ``TrackingConfig`` (or its DictConfig) asks for. One ``MlflowTracker`` per
+    store and experiment in a process: the jobs of a sweep share its client and experiment id
+    (opening a client and finding the experiment again cost more than a trivial run)."""
     backend = getattr(tracking.backend, "value", tracking.backend)
     if backend == "none":
         return NullTracker()
-    return MlflowTracker(str(tracking.uri), experiment_name, tracking.artifact_root)
+    key = (str(tracking.uri), experiment_name, tracking.artifact_root)
+    if key not in _TRACKERS:
+        _TRACKERS[key] = MlflowTracker(*key)
+    return _TRACKERS[key]
+
+
+_TRACKERS: dict[tuple[str, str, str | None], MlflowTracker] = {}
 
 
 def progress_stride(max_steps: int, max_points: int) -> int:
@@ -282,6 +300,8 @@ class MlflowTracker(NullTracker):
                     raise ConfigError(f"tracking.uri: sqlite path must be absolute, got {self.uri}")
                 db.parent.mkdir(parents=True, exist_ok=True)
             self._client = MlflowClient(tracking_uri=self.uri)
+            if db is not None:
+                _write_ahead_log(self._client)
         return self._client
 
     @property
@@ -394,6 +414,21 @@ class MlflowTracker(NullTracker):
             self.client.set_terminated(run.info.run_id, "KILLED")
         return len(orphans)
 
+    def end_running(
+        self, parent_run_id: str, config_hash: str, status: RunStatus, reason: str
+    ) -> int:
+        from mlflow.entities import RunTag
+
+        runs = self._search(
+            f"tags.`mlflow.parentRunId` = '{parent_run_id}' and attributes.status = 'RUNNING'"
+            f" and tags.`{TAG}config_hash` = '{config_hash}'"
+        )
+        for run in runs:
+            tags = [RunTag(f"{TAG}status", status.value), RunTag(f"{TAG}error", reason)]
+            self.client.log_batch(run.info.run_id, tags=tags)
+            self.client.set_terminated(run.info.run_id, status.mlflow_status)
+        return len(runs)
+
     def start_run(
         self,
         name: str,
@@ -450,6 +485,32 @@ class MlflowTracker(NullTracker):
     def log_artifacts(self, run_id: str | None, local_dir: Path, artifact_path: str) -> None:
         if run_id is not None:
             self.client.log_artifacts(run_id, str(local_dir), artifact_path)
+
+
+def _write_ahead_log(client: Any) -> None:
+    """Every connection of this process to the sqlite store in write-ahead-log mode with
+    ``synchronous=NORMAL``: a commit no longer waits for the disk (an fsync per commit made
+    tracking the largest part of a short run), readers and writers of parallel jobs do not
+    block each other, and the store stays consistent after a crash (a power loss may drop the
+    last commits, never corrupt it; each job also keeps its metrics in its output dir)."""
+    from sqlalchemy import event
+
+    engine = getattr(getattr(client._tracking_client, "store", None), "engine", None)
+    if engine is None or event.contains(engine, "connect", _sqlite_pragmas):
+        return
+    event.listen(engine, "connect", _sqlite_pragmas)
+    engine.dispose()  # connections opened before the listener are closed
+
+
+def _sqlite_pragmas(connection: Any, record: Any) -> None:
+    cursor = connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    except Exception as exc:  # e.g. a read-only file: the defaults are kept
+        log.debug("sqlite pragmas not set: %s", exc)
+    finally:
+        cursor.close()
 
 
 def environment_tags() -> dict[str, str]:
