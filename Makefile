@@ -11,7 +11,7 @@ UI_PORT ?= 5001
 RUNS := $(CURDIR)/runs
 BACKEND ?= sqlite:///$(RUNS)/mlflow.db
 
-.PHONY: run test sweep report server ui lint bench bench-check bench-update venv clean
+.PHONY: run test sweep report server ui lint bench bench-check bench-update ci-gate venv clean
 
 venv: $(STAMP)
 
@@ -65,6 +65,12 @@ lint: $(TEST_STAMP)
 ## bench-check: rerun every quick experiment with a baseline and fail on any regressed metric
 bench-check: $(STAMP)
 	$(BIN)/optbench-check $(EXPERIMENTS)
+
+## ci-gate: the regression gate of CI: every family's experiment at `ci` scale against
+##          benchmarks/baselines/ci; reports and verdicts kept in runs/ci-gate/<experiment>
+ci-gate: $(STAMP)
+	rm -rf $(RUNS)/ci-gate
+	$(BIN)/optbench-check --baselines benchmarks/baselines/ci --keep $(RUNS)/ci-gate
 
 ## bench-update: rewrite the baselines (EXPERIMENTS=... to choose; default: every baseline)
 bench-update: $(STAMP)

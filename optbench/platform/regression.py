@@ -11,6 +11,7 @@ old value, new value and tolerance; ``optbench-check --update`` rewrites the bas
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import subprocess
@@ -138,6 +139,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--update", action="store_true", help="rewrite the baselines")
     parser.add_argument("--baselines", type=Path, default=None)
     parser.add_argument("--override", action="append", default=[], help="extra sweep overrides")
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="keep each run in KEEP/<experiment> (reports)"
+    )
     args = parser.parse_args(argv)
     folder = args.baselines or baselines_dir()
     experiments = args.experiments or sorted(p.stem for p in folder.glob("*.yaml"))
@@ -152,7 +156,12 @@ def main(argv: list[str] | None = None) -> None:
         if not args.update and not file.exists():
             print(f"error: no baseline {file}", file=sys.stderr)
             sys.exit(2)
-        with tempfile.TemporaryDirectory(prefix="optbench-check-") as tmp:
+        workdir: Any = (
+            contextlib.nullcontext(str(args.keep / experiment))
+            if args.keep
+            else tempfile.TemporaryDirectory(prefix="optbench-check-")
+        )
+        with workdir as tmp:
             code, report = run_experiment(experiment, Path(tmp), args.override)
             tables = read_tables(report)
             spec_text = (report / "report.yaml").read_text() if tables else ""
