@@ -32,9 +32,10 @@ $(TEST_STAMP): $(STAMP)
 run: $(STAMP)
 	$(BIN)/optbench -m experiment=$(EXPERIMENT)
 
-## test: the whole test suite
+## test: the whole test suite, on 2 processes (pytest-xdist; TEST_JOBS=1 for one)
+TEST_JOBS ?= 2
 test: $(TEST_STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS)
 
 ## sweep: an experiment's sweep (EXPERIMENT=name, ARGS=extra overrides)
 sweep: $(STAMP)

@@ -26,10 +26,12 @@ def check_complete(store: str, experiment: str, runs: int, max_steps: int, eval_
         assert sorted(m.step for m in loss) == list(range(1, max_steps + 1))
 
 
-def test_joblib_workers_lose_nothing(cli_env: dict[str, str], store: str) -> None:
+@pytest.mark.parametrize("launcher", ["parallel", "joblib"])
+def test_local_workers_lose_nothing(cli_env: dict[str, str], store: str, launcher: str) -> None:
+    """optbench's warm workers (``parallel``) and Hydra's joblib launcher."""
     result = cli(
         "-m",
-        "hydra/launcher=parallel",
+        f"hydra/launcher={launcher}",
         "hydra.launcher.n_jobs=3",
         "problem=least_squares",
         "seed=range(0,9)",
