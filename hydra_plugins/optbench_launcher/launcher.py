@@ -44,6 +44,8 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from optbench.platform.errors import Abort
+
 log = logging.getLogger(__name__)
 
 
@@ -236,6 +238,8 @@ def _worker_main(conn: Connection, payload: bytes) -> None:
             answer = _portable(ret)
         except KeyboardInterrupt:
             return
+        except Abort as abort:  # a user error that stops the sweep, as it would in-process
+            answer = ("abort", abort.error)
         except BaseException:
             answer = ("error", traceback.format_exc())
         conn.send(answer)
@@ -246,7 +250,7 @@ def _portable(ret: JobReturn) -> tuple[str, Any]:
     cannot be pickled)."""
     import pickle
 
-    value = ret.return_value
+    value = ret._return_value  # (the property raises a failed job's exception)
     try:
         pickle.dumps(value)
     except Exception:
@@ -343,6 +347,8 @@ class WorkersLauncher(LocalLauncher):
             kind, answer = worker.conn.recv()
         except (EOFError, OSError):
             kind, answer = "died", None
+        if kind == "abort":
+            raise Abort(answer)
         if kind == "ok":
             ret.status, ret.return_value, ret.overrides, ret.working_dir, ret.task_name = answer
         else:
