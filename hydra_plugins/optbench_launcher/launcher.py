@@ -128,24 +128,23 @@ def run_job(
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         ret.working_dir = os.getcwd()  # optbench jobs never chdir (hydra.job.chdir=false)
         logs.job(config)
+        # the task's config: a copy without Hydra's node (as Hydra's deep copy minus the node)
+        task_cfg = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
+        OmegaConf.set_struct(task_cfg, OmegaConf.is_struct(config))
         if config.hydra.output_subdir is not None:
             saved = Path(output_dir) / str(config.hydra.output_subdir)
             saved.mkdir(parents=True, exist_ok=True)
-            task_cfg = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
-            OmegaConf.set_struct(task_cfg, OmegaConf.is_struct(config))
             (saved / "config.yaml").write_text(OmegaConf.to_yaml(task_cfg), encoding="utf-8")
             (saved / "hydra.yaml").write_text(OmegaConf.to_yaml(hydra_cfg), encoding="utf-8")
             (saved / "overrides.yaml").write_text(
                 OmegaConf.to_yaml(config.hydra.overrides.task), encoding="utf-8"
             )
-        with read_write(config), open_dict(config):
-            del config["hydra"]  # the task sees its config without Hydra's node, as in Hydra
-        ret.cfg = config
+        ret.cfg = task_cfg
         ret.hydra_cfg = hydra_cfg
         with env_override(dict(hydra_cfg.hydra.job.env_set)):
             callbacks.on_job_start(config=config, task_function=task_function)
             try:
-                ret.return_value = task_function(config)
+                ret.return_value = task_function(task_cfg)
                 ret.status = JobStatus.COMPLETED
             except Exception as exc:
                 ret.return_value = exc

@@ -16,9 +16,11 @@ nothing can be resumed. ``MlflowTracker`` (the default) records into MLflow:
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import os
+import shutil
 import tempfile
 import time
 from enum import StrEnum
@@ -199,10 +201,13 @@ class MlflowRunRecorder(RunRecorder):
     FLUSH_POINTS = 1000
     FLUSH_SECONDS = 5.0
 
-    def __init__(self, client: Any, run_id: str, stride: int, local_dir: Path | None) -> None:
+    def __init__(
+        self, client: Any, run_id: str, stride: int, local_dir: Path | None, artifacts: Any
+    ) -> None:
         super().__init__(stride, local_dir)
         self.client = client
         self.run_id = run_id
+        self.artifacts = artifacts  # the run's artifact repository
         self._buffer: list[Any] = []
         self._flushed_at = time.monotonic()
 
@@ -244,18 +249,15 @@ class MlflowRunRecorder(RunRecorder):
         self.client.log_batch(
             self.run_id, metrics=batch, tags=[RunTag(k, v) for k, v in all_tags.items()]
         )
-        with tempfile.TemporaryDirectory() as tmp:
-            uploads = []
-            if self._progress:  # the local copy's file when there is one, else written here
-                progress = (self.local_dir or Path(tmp)) / PROGRESS_ARTIFACT
-                if self.local_dir is None:
-                    self.progress_frame().to_csv(progress, index=False)
-                uploads.append(progress)
-            if traceback_text:
-                uploads.append(Path(tmp) / "traceback.txt")
-                uploads[-1].write_text(traceback_text)
-            for path in uploads:
-                self.client.log_artifact(self.run_id, str(path))
+        if self._progress and self.local_dir is not None:  # the local copy's file
+            self.artifacts.log_artifact(str(self.local_dir / PROGRESS_ARTIFACT))
+        elif self._progress or traceback_text:
+            with tempfile.TemporaryDirectory() as tmp:
+                if self._progress:
+                    self.progress_frame().to_csv(Path(tmp) / PROGRESS_ARTIFACT, index=False)
+                    self.artifacts.log_artifact(str(Path(tmp) / PROGRESS_ARTIFACT))
+        if traceback_text:
+            self.artifacts.log_artifact(str(_scratch_file("traceback.txt", traceback_text)))
         self.client.set_terminated(self.run_id, status.mlflow_status)
 
 
@@ -444,11 +446,15 @@ class MlflowTracker(NullTracker):
         all_tags = {ROLE: "run", **tags}
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
         run = self.client.create_run(self.experiment_id, run_name=name[:250], tags=all_tags)
         run_id = run.info.run_id
         self.client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
-        self.client.log_text(run_id, config_yaml, "config.yaml")
-        return MlflowRunRecorder(self.client, run_id, stride, local_dir)
+        # the run's artifact store from its own record (MLflow's log_text would read it back)
+        artifacts = get_artifact_repository(run.info.artifact_uri, tracking_uri=self.uri)
+        artifacts.log_artifact(str(_scratch_file("config.yaml", config_yaml)))
+        return MlflowRunRecorder(self.client, run_id, stride, local_dir, artifacts)
 
     def open_sweep(self, sweep_hash: str, name: str, tags: dict[str, str]) -> str | None:
         runs = self._search(
@@ -485,6 +491,21 @@ class MlflowTracker(NullTracker):
     def log_artifacts(self, run_id: str | None, local_dir: Path, artifact_path: str) -> None:
         if run_id is not None:
             self.client.log_artifacts(run_id, str(local_dir), artifact_path)
+
+
+def _scratch_file(name: str, text: str) -> Path:
+    """``text`` in a file named ``name`` in this process's scratch directory (an artifact to
+    upload under that name; the next upload of that name overwrites it)."""
+    global _SCRATCH
+    if _SCRATCH is None:
+        _SCRATCH = Path(tempfile.mkdtemp(prefix="optbench-upload-"))
+        atexit.register(shutil.rmtree, _SCRATCH, True)
+    path = _SCRATCH / name
+    path.write_text(text)
+    return path
+
+
+_SCRATCH: Path | None = None
 
 
 def _write_ahead_log(client: Any) -> None:
