@@ -3,6 +3,9 @@
 Any user error ends as one line on stderr, ``error: ...`` naming the key, file or value, and
 exit code 2, never a traceback. A single run that fails exits 1; a sweep exits 1 when any of its
 runs failed. ``OPTBENCH_DEBUG=1`` shows the full traceback of a user error.
+
+Help, ``--cfg`` and config errors import neither torch, MLflow nor pandas: the runner, the
+tracking store and the sweep machinery are imported when a job runs.
 """
 
 from __future__ import annotations
@@ -13,25 +16,29 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import hydra
-import yaml
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
-from omegaconf import DictConfig
-
-from optbench.platform import paths, progress, schema, sweep
+from optbench.platform import paths
 from optbench.platform.errors import Abort, ConfigError, OptbenchError
-from optbench.platform.runner import RunSummary, execute, write_summary
-from optbench.platform.tracking import PARENT_RUN_ENV, RunStatus, make_tracker
-from optbench.platform.tuning import pruning_hook
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from optbench.platform.runner import RunSummary
 
 log = logging.getLogger("optbench")
 
 
 def run_job(cfg: DictConfig) -> RunSummary:
     """The Hydra task: one job = one run (or a skip), summarised into the job's output dir."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from optbench.platform import progress, sweep
+    from optbench.platform.runner import execute, write_summary
+    from optbench.platform.tracking import PARENT_RUN_ENV, make_tracker
+    from optbench.platform.tuning import pruning_hook
+
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
     choices = hc.runtime.choices
@@ -59,6 +66,7 @@ def run_job(cfg: DictConfig) -> RunSummary:
                 local_dir=Path(hc.runtime.output_dir),
                 on_evaluation=pruning_hook(cfg.tuning),
                 monitor=monitor,
+                finished=sweep.read_finished_index(Path(hc.sweep.dir)) if multirun else None,
             )
     except OptbenchError as exc:
         # A BaseException passes through Hydra's job wrapper, which would print its own line.
@@ -69,6 +77,8 @@ def run_job(cfg: DictConfig) -> RunSummary:
 
 
 def _print_run(summary: RunSummary, uri: str | None) -> None:
+    from optbench.platform.tracking import RunStatus
+
     print(f"status: {summary.status.value} ({summary.stop_reason or summary.error})")
     if summary.status is not RunStatus.skipped:
         print(f"steps: {summary.steps}, algorithm time: {summary.time_s:.3f} s")
@@ -120,6 +130,7 @@ def _fail(message: str, code: int = 2) -> NoReturn:
 
 def _guard(entry: Any) -> Any:
     """Run ``entry()`` turning user errors into one line and exit code 2."""
+    import yaml
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
@@ -149,19 +160,73 @@ def _guard(entry: Any) -> Any:
         if debug or not _raised_in_hydra(exc):
             raise
         _fail(" ".join(str(exc).split()))
-    except sweep.SweepFailed:
-        sys.exit(1)  # the sweep printed which runs failed
     except KeyboardInterrupt:
         _fail("interrupted: the current run is recorded as KILLED with what it had logged", 130)
+    except BaseException as exc:
+        sweep = sys.modules.get("optbench.platform.sweep")  # imported when a sweep ran
+        if sweep is not None and isinstance(exc, sweep.SweepFailed):
+            sys.exit(1)  # the sweep printed which runs failed
+        raise
+
+
+USAGE = """\
+usage: optbench [KEY=VALUE ...]              one run
+       optbench -m [KEY=V1,V2 ...]           a sweep: every combination is one run
+       optbench --cfg job [KEY=VALUE ...]    print the composed config, run nothing
+       optbench --hydra-help                 Hydra's own command-line flags
+
+A problem, an algorithm and a device composed from config groups; any key is an override away:
+  optbench problem=logreg problem.dataset=a9a algorithm=sgd algorithm.schedule=cosine seed=3
+  optbench -m experiment=logreg_schedules   (a paper's sweep; its report at the end)
+"""
+
+
+def help_text(config_dir: Path) -> str:
+    """The ``--help`` text: usage, every config group with its options (read from the config
+    directory, which is what Hydra would list) and the run-level keys with their defaults."""
+    import yaml
+
+    lines = [USAGE, "config groups (GROUP=OPTION):"]
+    for group in sorted(p for p in config_dir.rglob("*") if p.is_dir()):
+        options = sorted(f.stem for f in group.glob("*.yaml"))
+        if options and group.name != "job_logging":
+            name = group.relative_to(config_dir).as_posix()
+            lines.append(f"  {name}: {', '.join(options)}")
+    root = yaml.safe_load((config_dir / "config.yaml").read_text()) or {}
+    keys = {k: v for k, v in _flat(root).items() if not k.startswith(("defaults", "hydra"))}
+    lines.append("\nrun-level keys (defaults):")
+    lines.extend(f"  {k}={'null' if v is None else v}" for k, v in keys.items())
+    return "\n".join(lines)
+
+
+def _flat(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if isinstance(value, dict) and value:
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def main() -> None:
     """``optbench [overrides]`` / ``optbench -m [sweep overrides]``."""
+    if any(a in ("-h", "--help") for a in sys.argv[1:]):
+        print(help_text(paths.config_dir()))  # Hydra's help composes every group: seconds
+        return
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from optbench.platform import schema
+
     schema.register()
     single: list[tuple[RunSummary, str | None]] = []  # a single run's outcome and store
 
     @hydra.main(config_path=str(paths.config_dir()), config_name="config", version_base="1.3")
     def app(cfg: DictConfig) -> RunSummary:
+        from optbench.platform.tracking import make_tracker
+
         summary = run_job(cfg)
         if HydraConfig.get().mode == RunMode.RUN:
             single.append((summary, make_tracker(cfg.tracking, cfg.experiment_name).uri))
@@ -171,7 +236,7 @@ def main() -> None:
     if single:
         summary, uri = single[0]
         _print_run(summary, uri)
-        sys.exit(1 if summary.status is RunStatus.failed else 0)
+        sys.exit(1 if summary.status.value == "failed" else 0)
 
 
 REPORT_USAGE = """usage: optbench-report [--record] experiment=NAME [overrides]
@@ -192,14 +257,18 @@ def report_main(argv: list[str] | None = None) -> None:
         return
     record = "--record" in args
     args = [a for a in args if a != "--record"]
+    from optbench.platform import schema
+
     schema.register()
 
     def entry() -> None:
         from hydra import compose, initialize_config_dir
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
+        from optbench.platform import sweep
         from optbench.platform.report import write_report
         from optbench.platform.reproduction import update_readme, write_record
+        from optbench.platform.tracking import make_tracker
 
         bad = [a for a in args if "=" not in a]
         if bad:

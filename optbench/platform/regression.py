@@ -15,6 +15,7 @@ every flipped claim; ``optbench-check claims EXPERIMENT`` checks the claims only
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import subprocess
@@ -199,6 +200,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--update", action="store_true", help="rewrite the baselines")
     parser.add_argument("--baselines", type=Path, default=None)
     parser.add_argument("--override", action="append", default=[], help="extra sweep overrides")
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="keep each run in KEEP/<experiment> (reports)"
+    )
     args = parser.parse_args(argv)
     only_claims = bool(args.experiments) and args.experiments[0] == "claims"
     names = args.experiments[1:] if only_claims else args.experiments
@@ -215,7 +219,12 @@ def main(argv: list[str] | None = None) -> None:
         if not args.update and not file.exists():
             print(f"error: no baseline {file}", file=sys.stderr)
             sys.exit(2)
-        with tempfile.TemporaryDirectory(prefix="optbench-check-") as tmp:
+        workdir: Any = (
+            contextlib.nullcontext(str(args.keep / experiment))
+            if args.keep
+            else tempfile.TemporaryDirectory(prefix="optbench-check-")
+        )
+        with workdir as tmp:
             code, report = run_experiment(experiment, Path(tmp), args.override)
             tables = read_tables(report)
             claims = read_claims(report)

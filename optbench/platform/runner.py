@@ -138,6 +138,7 @@ def execute(
     local_dir: Path | None = None,
     on_evaluation: EvaluationHook | None = None,
     monitor: Monitor | None = None,
+    finished: results.FinishedIndex | None = None,
 ) -> RunSummary:
     """Run (or skip) the job described by the composed config ``cfg``.
 
@@ -147,13 +148,17 @@ def execute(
     run and summarised. ``local_dir`` receives a copy of the run's metrics before they are sent
     to the store. ``on_evaluation(step, metrics)`` is called after every evaluation; returning
     True stops the run as ``pruned`` (Optuna's pruners use it). ``monitor`` sees every step and
-    evaluation.
+    evaluation. ``finished``: the sweep's resume lookup, done once for all its jobs; a config
+    hash it does not cover is looked up in the store.
     """
     config = resolved(cfg)
     identity = config_hash(config)
     summary = RunSummary(name=name, status=RunStatus.skipped, config_hash=identity)
     if not cfg.force:
-        previous = results.finished_run(tracker, identity)
+        if finished is not None and finished.covers(identity):
+            previous = finished.finished.get(identity)
+        else:
+            previous = results.finished_run(tracker, identity)
         if previous is not None:
             log.info("skip %s: FINISHED run %s has config hash %s", name, previous.run_id, identity)
             summary.run_id = previous.run_id

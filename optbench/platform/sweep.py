@@ -38,9 +38,10 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from optbench.platform import paths, progress
+from optbench.platform.cache import write_atomically
 from optbench.platform.errors import Abort, ConfigError
 from optbench.platform.identity import NOT_IDENTITY, as_params, config_hash, resolved
-from optbench.platform.results import TAG
+from optbench.platform.results import TAG, FinishedIndex, finished_index
 from optbench.platform.runner import SUMMARY_FILE, RunSummary
 from optbench.platform.tracking import (
     PARENT_RUN_ENV,
@@ -144,19 +145,29 @@ def job_stages(configs: Sequence[DictConfig]) -> list[list[int]]:
     """The jobs of a sweep (their composed configs) in stages: a job whose algorithm declares an
     input (``Algorithm.inputs``) that another job of the sweep provides is in a later stage than
     that job. Within a stage the sweep's order is kept. A job whose algorithm cannot be built is
-    left in the first stage: it fails when it runs, with its own error."""
+    left in the first stage: it fails when it runs, with its own error. Each distinct algorithm
+    config is built once."""
     from optbench.contracts.algorithm import Algorithm
     from optbench.platform.build import build
 
+    declared: dict[str, list[Any]] = {}
+    wants: list[list[Any]] = []
+    for cfg in configs:
+        try:
+            node = OmegaConf.to_container(cfg.algorithm, resolve=True)
+            key = json.dumps(node, sort_keys=True, default=str)
+            if key not in declared:
+                declared[key] = list(build(cfg.algorithm, Algorithm, "algorithm").inputs())
+            wants.append(declared[key])
+        except Exception:
+            wants.append([])
+    if not any(wants):
+        return [list(range(len(configs)))] if configs else []
     params = [as_params(resolved(c)) for c in configs]
     hashes = [config_hash(resolved(c)) for c in configs]
     depends: list[set[int]] = [set() for _ in configs]
     for j, cfg in enumerate(configs):
-        try:
-            inputs = build(cfg.algorithm, Algorithm, "algorithm").inputs()
-        except Exception:
-            continue
-        for wanted in inputs:
+        for wanted in wants[j]:
             config = resolved(cfg)
             ignore = [*wanted.best_over, *NOT_IDENTITY]
             target = _with_changes(config, wanted.changes)
@@ -185,6 +196,48 @@ def job_stages(configs: Sequence[DictConfig]) -> list[list[int]]:
     return [stages[k] for k in sorted(stages)]
 
 
+FINISHED_FILE = "optbench_finished.json"
+
+
+def write_finished_index(configs: Sequence[DictConfig], sweep_dir: Path) -> None:
+    """The resume lookup of every job of the sweep at once: one query to the tracking store for
+    all their config hashes, left in the sweep dir (``FINISHED_FILE``) where every job reads it,
+    whichever process or host it runs on. Nothing is written when the jobs log to more than one
+    store or the store cannot be read: each job then looks itself up."""
+    stores: set[tuple[str, str]] = set()
+    hashes = []
+    for cfg in configs:
+        config = resolved(cfg)
+        tracking = config["tracking"]
+        if str(tracking["backend"]) == "none":
+            return
+        stores.add((str(tracking["uri"]), str(config["experiment_name"])))
+        hashes.append(config_hash(config))
+    if len(stores) != 1:
+        return
+    try:
+        tracker = make_tracker(configs[0].tracking, configs[0].experiment_name)
+        index = finished_index(tracker, hashes)
+    except Exception as exc:  # the jobs will report the store's error themselves
+        log.warning("resume lookup for the whole sweep failed (%s); each job looks itself up", exc)
+        return
+    write_atomically(sweep_dir / FINISHED_FILE, index.to_json().encode())
+
+
+@functools.lru_cache(maxsize=4)
+def _read_index(file: Path, mtime_ns: int) -> FinishedIndex:
+    return FinishedIndex.from_json(file.read_text())
+
+
+def read_finished_index(sweep_dir: Path) -> FinishedIndex | None:
+    """The sweep's resume lookup (``write_finished_index``), if it was done."""
+    file = sweep_dir / FINISHED_FILE
+    try:
+        return _read_index(file, file.stat().st_mtime_ns)
+    except FileNotFoundError:
+        return None
+
+
 def _with_changes(config: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
     from optbench.platform.identity import unflatten_set
 
@@ -209,6 +262,28 @@ def sweep_hash(config: DictConfig) -> str:
         "params": OmegaConf.to_container(params, resolve=False) if params else None,
     }
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def record_lost_job(config: DictConfig, reason: str) -> None:
+    """A job whose process died before it could report (a killed worker): its output dir gets
+    a failed summary, and its run, if it had opened one, is ended as FAILED with ``reason``."""
+    from optbench.platform.runner import write_summary
+
+    job_dir = Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)
+    (job_dir / ".hydra").mkdir(parents=True, exist_ok=True)
+    task = [str(o) for o in config.hydra.overrides.task]
+    (job_dir / ".hydra" / "overrides.yaml").write_text(OmegaConf.to_yaml(task))
+    choices = config.hydra.runtime.choices
+    name = f"{choices.get('algorithm') or 'algorithm'}@{choices.get('problem') or 'problem'}"
+    if config.hydra.job.override_dirname:
+        name += f" {config.hydra.job.override_dirname}"
+    identity = config_hash(resolved(config))
+    summary = RunSummary(name, RunStatus.failed, identity, error=reason)
+    write_summary(summary, job_dir)
+    parent = config.hydra.job.env_set.get(PARENT_RUN_ENV)
+    tracker = make_tracker(config.tracking, config.experiment_name)
+    if tracker.enabled and parent:
+        tracker.end_running(parent, identity, RunStatus.failed, reason)
 
 
 def collect(sweep_dir: Path) -> SweepOutcome:
