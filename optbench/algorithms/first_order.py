@@ -11,12 +11,13 @@ this one with ``algorithm.schedule`` set to ``refine_source`` (linear decay by d
 Defazio et al. (2023) refine a linear-decay run. With ``refine_best_over=[algorithm.lr]`` and
 ``refine_metric=gap`` the source is, among those runs at every peak rate, the one with the best
 final gap (the tuned linear-decay run), and the refined run's own peak rate is tuned again.
+``refine_padding`` and ``refine_last_step`` default to the authors' code (see ``schedules``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 
@@ -42,6 +43,8 @@ class StochasticGradient(Algorithm):
         gamma: float = 0.1,
         refine_source: str = "linear_decay",
         refine_window: float = 0.1,
+        refine_padding: Literal["reflect", "nearest"] = "reflect",
+        refine_last_step: Literal["zero", "positive"] = "zero",
         refine_best_over: list[str] | None = None,
         refine_metric: str | None = None,
     ) -> None:
@@ -61,6 +64,7 @@ class StochasticGradient(Algorithm):
         if refine_best_over and refine_metric is None:
             raise ConfigError("refine_metric: required with refine_best_over")
         self.refine_source, self.refine_window = refine_source, refine_window
+        self.refine_padding, self.refine_last_step = refine_padding, refine_last_step
         self.refine_best_over = list(refine_best_over or [])
         self.refine_metric = refine_metric
 
@@ -84,6 +88,8 @@ class StochasticGradient(Algorithm):
             gamma=self.gamma,
             grad_norms=grad_norms,
             window=self.refine_window,
+            padding=self.refine_padding,
+            last_step=self.refine_last_step,
         )
         return torch.as_tensor(values, dtype=torch.float64)
 
