@@ -6,15 +6,12 @@ the per-test-set settings of their code."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-import torch
 
 from optbench.algorithms.constrained import AdaSketchNewton
 from optbench.algorithms.constrained.adasketch import AUTHORS_SETTINGS
-from optbench.platform.context import RunContext
-from optbench.problems.base import NLPProblem
+from optbench.contracts.context import RunContext
+from optbench.contracts.nlp import NLPProblem
 from optbench.problems.nlp import ConstrainedLogReg, CutestProblem, PDEControl
 
 #: The authors' Gaussian-vector counts on the problems whose count does not depend on the
@@ -58,7 +55,7 @@ AUTHORS_RK = {"HS52": 1, "CUBENE": 4, "HS7": 10, "BT6": 8}
 
 def newton_iterations(algorithm: AdaSketchNewton, problem: NLPProblem, seed: int = 0) -> str:
     """Iterations to convergence as a string, or the reason the run stopped."""
-    ctx = RunContext.create(torch.device("cpu"), torch.float64, seed, 100, Path("."))
+    ctx = RunContext.create(seed, max_steps=100)
     problem.setup(ctx)
     steps = algorithm.run(problem, ctx)
     next(steps)

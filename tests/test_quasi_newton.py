@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from scipy.optimize import minimize
 
 from optbench.algorithms.quasi_newton import LBFGS, ScipyLBFGS
-from optbench.platform.context import RunContext
+from optbench.contracts.context import RunContext
+from optbench.platform.cache import DiskCache
 from optbench.problems.logreg import LogisticRegression
 from optbench.problems.logreg.reference import logistic_objective
 
@@ -22,13 +22,13 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def make(cache: Path, **kwargs: object) -> LogisticRegression:
     problem = LogisticRegression(test=None, **kwargs)  # type: ignore[arg-type]
-    problem.setup(RunContext.create(torch.device("cpu"), torch.float64, 0, 10, cache))
+    problem.setup(RunContext.create(0, max_steps=10, cache=DiskCache(cache)))
     return problem
 
 
 def drive(algorithm: LBFGS | ScipyLBFGS, problem: LogisticRegression, max_steps: int) -> tuple:
     """(steps, final iterate, converged, the iterates) of at most ``max_steps`` steps."""
-    ctx = RunContext.create(torch.device("cpu"), torch.float64, 0, max_steps, Path("."))
+    ctx = RunContext.create(0, max_steps=max_steps)
     steps = algorithm.run(problem, ctx)
     iterates = [next(steps).solution.clone()]
     converged = False
@@ -92,7 +92,7 @@ def test_torch_lbfgs_counts_each_oracle_call_once(shared_cache: Path) -> None:
     step's start: the reported evaluations add up to the problem's own count, about one per
     step."""
     problem = make(shared_cache, dataset="breast-cancer_scale")
-    ctx = RunContext.create(torch.device("cpu"), torch.float64, 0, 50, Path("."))
+    ctx = RunContext.create(0, max_steps=50)
     steps = LBFGS().run(problem, ctx)
     next(steps)
     reported = [next(steps).metrics["evaluations"] for _ in range(20)]

@@ -11,11 +11,12 @@ import torch
 from scipy.optimize import minimize
 from threadpoolctl import ThreadpoolController
 
-from optbench.algorithms.base import Algorithm, Progress
 from optbench.algorithms.lockstep import lockstep
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError
-from optbench.problems.base import FiniteSumProblem, ProblemKind
+from optbench.contracts.algorithm import Algorithm, Progress
+from optbench.contracts.context import RunContext
+from optbench.contracts.errors import ConfigError
+from optbench.contracts.finite_sum import FiniteSumProblem
+from optbench.contracts.problem import ProblemKind
 
 _THREADPOOLS = ThreadpoolController()
 
