@@ -103,9 +103,9 @@ class LBFGS(Algorithm):
 
 
 class ScipyLBFGS(Algorithm):
-    """SciPy's L-BFGS-B (Byrd, Lu, Nocedal and Zhu 1995; Zhu et al. 1997, the Fortran code
-    v3.0 as SciPy ships it) without bounds, one iteration per step: the trusted reference
-    L-BFGS for finite sums beside the torch one.
+    """SciPy's L-BFGS-B (Byrd, Lu, Nocedal and Zhu 1995; Zhu et al. 1997; SciPy's translation
+    of the v3.0 code) without bounds, one iteration per step: the trusted reference L-BFGS for
+    finite sums beside the torch one.
 
     ``scipy.optimize.minimize(method="L-BFGS-B")`` drives its own loop; it runs in lockstep
     with this generator (``optbench.algorithms.lockstep``), so each ``next()`` advances it by
