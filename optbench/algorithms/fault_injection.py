@@ -51,6 +51,8 @@ class FaultInjection(Algorithm):
     Args:
         fail_at_step: raise ``InjectedFault`` at this step.
         nan_at_step: from this step on, the iterate is NaN.
+        freeze_at_step: from this step on, the iterate and its loss no longer change (a method
+            that stopped moving; the runner ends it as ``stalled``).
         sleep_s: sleep this long in every step (a slow method).
         kill_at_step: at this step the process running the job kills itself (SIGKILL).
         fail_fraction, nan_fraction, hang_fraction, fault_step, hang_s: faults drawn from the
@@ -64,6 +66,7 @@ class FaultInjection(Algorithm):
         lr: float = 0.1,
         fail_at_step: int | None = None,
         nan_at_step: int | None = None,
+        freeze_at_step: int | None = None,
         sleep_s: float = 0.0,
         fail_fraction: float = 0.0,
         nan_fraction: float = 0.0,
@@ -82,6 +85,7 @@ class FaultInjection(Algorithm):
             nan_at_step,
             sleep_s,
         )
+        self.freeze_at_step = freeze_at_step
         self.fractions = (fail_fraction, nan_fraction, hang_fraction)
         self.fault_step, self.hang_s = fault_step, hang_s
         self.kill_at_step = kill_at_step
@@ -109,7 +113,8 @@ class FaultInjection(Algorithm):
             if fail_at is not None and step >= fail_at:
                 raise InjectedFault(f"injected failure at step {step}")
             loss, grad = problem.loss_grad(x)
-            x = x - self.lr * grad
+            if self.freeze_at_step is None or step < self.freeze_at_step:
+                x = x - self.lr * grad
             if nan_at is not None and step >= nan_at:
                 x = torch.full_like(x, float("nan"))
                 loss = float("nan")

@@ -12,13 +12,14 @@ of the FINISHED run whose config is this one with ``algorithm.schedule`` set to
 With ``refine_best_over=[algorithm.lr]`` and ``refine_metric=gap`` the source is, among those runs
 at every peak rate, the one with the best final gap (the tuned linear-decay run), and the refined
 run's own peak rate is tuned again. The runner reads the series before the clock starts, and a
-sweep runs the source runs first.
+sweep runs the source runs first. ``refine_padding`` and ``refine_last_step`` default to the
+authors' code (see ``schedules``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 
@@ -45,6 +46,8 @@ class StochasticGradient(Algorithm):
         gamma: float = 0.1,
         refine_source: str = "linear_decay",
         refine_window: float = 0.1,
+        refine_padding: Literal["reflect", "nearest"] = "reflect",
+        refine_last_step: Literal["zero", "positive"] = "zero",
         refine_best_over: list[str] | None = None,
         refine_metric: str | None = None,
     ) -> None:
@@ -64,6 +67,7 @@ class StochasticGradient(Algorithm):
         if refine_best_over and refine_metric is None:
             raise ConfigError("refine_metric: required with refine_best_over")
         self.refine_source, self.refine_window = refine_source, refine_window
+        self.refine_padding, self.refine_last_step = refine_padding, refine_last_step
         self.refine_best_over = list(refine_best_over or [])
         self.refine_metric = refine_metric
 
@@ -92,6 +96,8 @@ class StochasticGradient(Algorithm):
             gamma=self.gamma,
             grad_norms=grad_norms,
             window=self.refine_window,
+            padding=self.refine_padding,
+            last_step=self.refine_last_step,
         )
         return torch.as_tensor(values, dtype=torch.float64)
 

@@ -47,6 +47,7 @@ from optbench.platform.tables import (
     details_table,
     missing_values,
     pivot,
+    status_counts,
     success_counts,
 )
 from optbench.platform.tracking import NullTracker
@@ -283,6 +284,9 @@ def write_report(
         sections.append((f"Solved (finished and {rule})", counts.to_markdown(index=False)))
         counts.to_csv(out_dir / "success.csv", index=False)
         files.append(out_dir / "success.csv")
+    statuses = status_counts(frame, table)
+    if len(statuses):
+        sections.append(("Runs by status", statuses.to_markdown(index=False)))
     if expected:
         missing = missing_values(frame, expected)
         lines = [

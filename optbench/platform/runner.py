@@ -10,9 +10,10 @@
 4. iterate the algorithm under the budget; the first ``Progress`` is the starting point (step 0);
    every ``eval_every`` steps and at the end call ``problem.evaluate`` outside the algorithm clock;
 5. stop on ``max_steps``, target, the algorithm's convergence, NaN/inf in a metric (``diverged``),
-   the time limit (``timed_out``) or an exception (``failed``, traceback kept); a generator that
-   returns a value (``return "why"``) ends the run as finished with stop reason
-   ``algorithm stopped: why``;
+   the time limit (``timed_out``), ``budget.stall_steps`` steps that changed neither the iterate
+   nor the progress metrics (``stalled``, ``optbench.platform.stagnation``) or an exception
+   (``failed``, traceback kept); a generator that returns a value (``return "why"``) ends the run
+   as finished with stop reason ``algorithm stopped: why``;
 6. end the tracked run with its status and return a ``RunSummary``.
 """
 
@@ -47,6 +48,7 @@ from optbench.platform.devices import (
 from optbench.platform.errors import ConfigError, OptbenchError
 from optbench.platform.identity import as_params, config_hash, resolved
 from optbench.platform.results import DESCRIBE, TAG
+from optbench.platform.stagnation import StagnationWatch
 from optbench.platform.tracking import (
     NullTracker,
     RunRecorder,
@@ -378,6 +380,7 @@ def _drive(
         return value <= target.value if target.goal.value == "min" else value >= target.value
 
     on_cuda = ctx.device.type == "cuda"
+    stagnation = StagnationWatch(None if problem.stream else budget.stall_steps)
     limit = budget.time_limit_s
     grace = 0.0 if limit is None else max(0.5, 0.05 * limit)  # before a hung step is cut
     generator = algorithm.run(problem, ctx)
@@ -436,6 +439,10 @@ def _drive(
                     break
                 if progress.converged:
                     reason = "converged"
+                    break
+                if stagnation.observe(solution, progress.metrics):
+                    status = RunStatus.stalled
+                    reason = f"unchanged iterate and progress metrics ({stagnation.repeated} steps)"
                     break
                 if steps % eval_every == 0:
                     metrics = evaluate(steps)

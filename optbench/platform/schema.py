@@ -46,11 +46,15 @@ class TargetConfig:
 
 @dataclass
 class BudgetConfig:
-    """The runner's stopping rules. ``time_limit_s`` counts algorithm time only."""
+    """The runner's stopping rules. ``time_limit_s`` counts algorithm time only.
+    ``stall_steps``: end the run as ``stalled`` once this many consecutive steps changed neither
+    the iterate nor the progress metrics (``None``: never; streams are exempt, see
+    ``optbench.platform.stagnation``)."""
 
     max_steps: int = 1000
     time_limit_s: float | None = None
     target: TargetConfig = field(default_factory=TargetConfig)
+    stall_steps: int | None = 20
 
 
 @dataclass

@@ -301,7 +301,12 @@ def format_outcome(outcome: SweepOutcome, elapsed_s: float) -> str:
     counts = ", ".join(f"{n} {status}" for status, n in sorted(outcome.counts.items()))
     lines = [f"sweep: {outcome.launched} jobs in {elapsed_s:.1f} s: {counts or 'nothing ran'}"]
     for s in outcome.summaries:
-        if s.status in (RunStatus.failed, RunStatus.diverged, RunStatus.timed_out):
+        if s.status in (
+            RunStatus.failed,
+            RunStatus.diverged,
+            RunStatus.timed_out,
+            RunStatus.stalled,
+        ):
             detail = s.error or s.stop_reason
             lines.append(f"  {s.status.value}: {s.name} (run {s.run_id}): {detail}")
     if outcome.missing:

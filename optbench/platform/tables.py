@@ -61,6 +61,16 @@ def success_counts(frame: pd.DataFrame, table: Table, success: Any) -> pd.DataFr
     return counts.reset_index().sort_values("solved", ascending=False, kind="stable")
 
 
+def status_counts(frame: pd.DataFrame, table: Table) -> pd.DataFrame:
+    """Runs of the experiment by status (finished, stalled, diverged, ...) per column value of
+    the table: how many runs ended how, whether or not the table chose them."""
+    keys = [k for k in (table.columns or ["algorithm"]) if k in frame]
+    if not keys or frame.empty:
+        return pd.DataFrame()
+    counts = frame.groupby([*keys, "status"], dropna=False).size().unstack("status", fill_value=0)
+    return counts.reset_index()
+
+
 def missing_values(frame: pd.DataFrame, expected: Any) -> dict[str, list[Any]]:
     """Per key of ``expected``: the expected values that no finished run has."""
     missing = {}

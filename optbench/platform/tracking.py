@@ -55,6 +55,7 @@ class RunStatus(StrEnum):
     finished = "finished"
     diverged = "diverged"
     timed_out = "timed_out"
+    stalled = "stalled"
     pruned = "pruned"
     failed = "failed"
     killed = "killed"
