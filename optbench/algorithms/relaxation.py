@@ -265,7 +265,7 @@ class ChebCB(ParameterLearner):
     ``N = 2 + 4 width Lip / K (1 + log m)``; coefficients are kept in the box
     ``|theta_0| <= 1/N``, ``|theta_j| <= 2 width Lip / (S j)`` (the decay of a Lipschitz
     function's Chebyshev coefficients), solving a bounded least-squares problem when the plain
-    one leaves it (``resnorm``: the squared residual of the last bounded fit of the update, 0
+    one leaves it (exactly, by BVLS; ``resnorm``: the squared residual of the last bounded fit, 0
     if none); ``eta_t = 2 t sqrt(d t / (R_t - resnorm + 2 alpha^2 t))`` with R_t the squared
     error of the predictions made so far and
     ``alpha = (pi + (2/pi) log(2m + 1)) width Lip / (2 S (m + 1))`` the truncation error.
@@ -352,7 +352,7 @@ class ChebCB(ParameterLearner):
             X, y = self.features[rows], (self.costs[rows] - 1.0) / self.scale
             theta = np.linalg.lstsq(X, y, rcond=None)[0]
             if np.any(np.abs(theta) > upper):
-                theta = lsq_linear(X, y, bounds=(-upper, upper)).x
+                theta = lsq_linear(X, y, bounds=(-upper, upper), method="bvls").x
                 resnorm = float(((X @ theta - y) ** 2).sum())
             self.theta[arm] = theta
         alpha = (math.pi + 2.0 / math.pi * math.log(2 * self.m + 1)) / (

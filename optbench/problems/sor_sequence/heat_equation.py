@@ -9,7 +9,8 @@ Dirichlet boundary, ``nx`` cells per side, Crank-Nicolson with step ``dt``. Inst
 circling the centre, ``u_0`` a radius-0.25 bump at the centre (see ``grids``). It is solved by
 CG preconditioned with SSOR(omega), warm-started at ``u_k``, to ``||r|| <= tol ||b||``; the cost
 is the CG iteration count. SSOR's sweeps run backward then forward (``ssor_order``, as MATLAB's
-``pcg`` applies the authors' factors; ``forward_backward`` is the transposed preconditioner).
+``pcg`` applies the authors' factors; ``forward_backward`` is the mirrored preconditioner
+``(D + omega L) D^{-1} (D + omega U)``, a different matrix with nearly the same counts).
 
 The context is ``kappa(t_k)``, the coefficient at the step's start, as the authors' scripts read
 it (``pde.coefficient(pde.t)`` in scripts/h2d.m), although the system uses

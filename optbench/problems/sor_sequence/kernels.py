@@ -18,7 +18,8 @@ PCG (Hestenes-Stiefel; Saad, alg. 9.1) stops when ``||b - A x_k|| <= tol ||b||``
 ``pcg``'s rule, used by Khodak et al.), again confirmed on the true residual. The SSOR
 preconditioner is ``M = (D + omega U) D^{-1} (D + omega L) / (omega (2 - omega))`` (Saad
 sec. 10.2; A symmetric, U = L^T), applied backward sweep first as MATLAB's ``pcg`` does with the
-authors' factors, or its transpose (forward sweep first, ``order="forward_backward"``);
+authors' factors, or the mirrored ``(D + omega L) D^{-1} (D + omega U) / (omega (2 - omega))``
+(forward sweep first, ``order="forward_backward"``);
 ``omega = 0`` means no preconditioner (plain CG).
 
 The C source below is compiled once per machine with the system C compiler (``cc``, or
@@ -49,7 +50,8 @@ log = logging.getLogger("optbench")
 #: the order of SSOR's two triangular sweeps when applying ``M^{-1}``:
 #: ``backward_forward`` ((D + omega U)^{-1} first; MATLAB ``pcg(A, b, tol, maxit, M1, M2)`` with
 #: Khodak et al.'s factors M1 = (D + omega L)' D^{-1}, M2 = (D + omega L) / (omega (2 - omega)))
-#: or ``forward_backward`` (the transposed preconditioner; Saad sec. 10.2's usual statement).
+#: or ``forward_backward``: the mirrored M = (D + omega L) D^{-1} (D + omega U) / (omega (2 -
+#: omega)) (Saad's usual statement).
 SweepOrder = Literal["backward_forward", "forward_backward"]
 SWEEP_ORDERS = ("backward_forward", "forward_backward")
 
@@ -126,7 +128,7 @@ int sor_solve(const split_csr *A, const double *b, double *x, double omega, doub
 
 /* z = M^{-1} r for SSOR. backward_first (MATLAB pcg with M1 = (D + omega U) D^{-1} and
    M2 = (D + omega L) / (omega (2 - omega)), as Khodak et al.'s ssor_pcg.m):
-   omega (2 - omega) (D + omega L)^{-1} D (D + omega U)^{-1} r; otherwise the transpose order
+   omega (2 - omega) (D + omega L)^{-1} D (D + omega U)^{-1} r; otherwise the mirrored one
    omega (2 - omega) (D + omega U)^{-1} D (D + omega L)^{-1} r. */
 static void ssor_apply(const split_csr *A, double omega, int backward_first, const double *r,
                        double *z) {

@@ -9,7 +9,7 @@ the baseline of the kernel benchmark, and the fallback when no C compiler is ava
   al. 2024, sec. 2).
 - ``plain_pcg``: scipy's ``cg`` with the SSOR preconditioner applied by two sparse triangular
   solves, ``M^{-1} = omega (2 - omega) (D + omega L)^{-1} D (D + omega U)^{-1}`` (backward
-  sweep first, as MATLAB's ``pcg`` with Khodak et al.'s factors) or its transpose
+  sweep first, as MATLAB's ``pcg`` with Khodak et al.'s factors) or the mirrored one
   ``omega (2 - omega) (D + omega U)^{-1} D (D + omega L)^{-1}``; iterations counted by its
   callback.
 """
