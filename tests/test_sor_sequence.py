@@ -461,6 +461,9 @@ def test_bad_values_name_their_key(tmp_path: Path) -> None:
         (["problem=shifted_laplacian", "problem.variance=medium"], "problem.variance"),
         (["problem=heat_equation", "problem.nx=2"], "problem.nx"),
         (["problem=heat_equation", "problem.omega_max=2.5"], "problem.omega_min"),
+        (["problem=heat_equation", "problem.ssor_order=sideways"], "problem.ssor_order"),
+        (["problem=heat_equation", "problem.context_time=end"], "problem.context_time"),
+        (["problem=shifted_laplacian", "problem.context_max=0.2"], "problem.context_max"),
     ]
     for overrides, key in cases:
         with pytest.raises(ConfigError, match=key):
@@ -470,6 +473,8 @@ def test_bad_values_name_their_key(tmp_path: Path) -> None:
     for name, override, key in (
         ("fixed_omega", "algorithm.omega=2.0", "algorithm.omega"),
         ("tsallis_inf_cb", "algorithm.n_bins=0", "algorithm.n_bins"),
+        ("tsallis_inf", "algorithm.normalizer=newton", "algorithm.normalizer"),
+        ("chebcb", "algorithm.estimates=guess", "algorithm.estimates"),
     ):
         with pytest.raises(ConfigError, match=key):
             build(compose([f"algorithm={name}", override]).algorithm, Algorithm, "algorithm")
