@@ -25,18 +25,17 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=2000)
     args = parser.parse_args()
 
-    import torch
-
     from optbench.algorithms.relaxation import ChebCB, TsallisINF
-    from optbench.platform.context import RunContext
+    from optbench.contracts.context import RunContext
+    from optbench.platform.cache import DiskCache
     from optbench.problems.sor_sequence.shifted_laplacian import ShiftedLaplacian
 
     T = args.instances
     with tempfile.TemporaryDirectory() as tmp:
 
         def problem(replay: bool) -> tuple[ShiftedLaplacian, RunContext]:
-            p = ShiftedLaplacian(replay=replay)
-            ctx = RunContext.create(torch.device("cpu"), torch.float64, 0, T, Path(tmp))
+            p = ShiftedLaplacian(n_instances=T, replay=replay)
+            ctx = RunContext.create(0, max_steps=T, cache=DiskCache(Path(tmp)))
             p.setup(ctx)
             return p, ctx
 

@@ -10,15 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.sparse as sp
-import torch
 from scipy.optimize import brentq
 
 from optbench.algorithms.relaxation import ChebCB, TsallisINF, TsallisINFState
 from optbench.algorithms.relaxation_oracles import BestFixedOracle, InstanceOptimalOracle
+from optbench.contracts.context import RunContext
+from optbench.contracts.errors import ConfigError
+from optbench.contracts.parameter_sequence import ParameterSequenceProblem
+from optbench.contracts.problem import Problem
 from optbench.platform.build import build
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError
-from optbench.problems.base import ParameterSequenceProblem, Problem
+from optbench.platform.cache import DiskCache
 from optbench.problems.sor_sequence.grids import HeatGrid, laplacian_5pt
 from optbench.problems.sor_sequence.heat_equation import HeatEquation
 from optbench.problems.sor_sequence.kernels import SplitCSR, library, pcg_solve, sor_solve
@@ -28,7 +29,7 @@ from tests.conftest import cli, compose
 
 
 def context(cache: Path, steps: int, seed: int = 0) -> RunContext:
-    return RunContext.create(torch.device("cpu"), torch.float64, seed, steps, cache)
+    return RunContext.create(seed, max_steps=steps, cache=DiskCache(cache))
 
 
 def loop_laplacian(m: int) -> np.ndarray:
@@ -114,7 +115,7 @@ def test_ssor_backward_forward_is_matlab_pcg_with_the_authors_factors() -> None:
 
 
 def test_young_omega_minimises_sor_spectral_radius_and_iterations(tmp_path: Path) -> None:
-    problem = ShiftedLaplacian(grid_size=8)
+    problem = ShiftedLaplacian(n_instances=1, grid_size=8)
     problem.setup(context(tmp_path, 1))
     A0 = laplacian_5pt(8).toarray()
     grid = np.arange(1.0, 1.99, 0.01)
@@ -273,8 +274,9 @@ class ContextualBandit(ParameterSequenceProblem):
 
     def setup(self, ctx: RunContext) -> None:
         self.n_instances = ctx.max_steps
-        self.contexts = ctx.rng.uniform(0, 1, ctx.max_steps)
-        self.noise = ctx.rng.normal(0, 5, ctx.max_steps)
+        rng = ctx.problem_random.numpy
+        self.contexts = rng.uniform(0, 1, ctx.max_steps)
+        self.noise = rng.normal(0, 5, ctx.max_steps)
         self.played: list[float] = []
 
     def context(self, t: int) -> float:
@@ -344,7 +346,7 @@ def test_heat_system_is_spd_and_crank_nicolson_matches_a_dense_solve() -> None:
 
 
 def test_hindsight_baselines_match_an_independent_recomputation(tmp_path: Path) -> None:
-    kwargs = dict(omega_min=1.4, omega_max=1.9, n_omegas=4)
+    kwargs = dict(n_instances=8, omega_min=1.4, omega_max=1.9, n_omegas=4)
     problem = ShiftedLaplacian(**kwargs)
     problem.setup(context(tmp_path, 8, seed=2))
     table = problem.cost_table()
@@ -363,7 +365,7 @@ def test_hindsight_baselines_match_an_independent_recomputation(tmp_path: Path) 
         played = ShiftedLaplacian(**kwargs)
         ctx = context(tmp_path, 8, seed=2)
         played.setup(ctx)
-        assert played.cache_file() == problem.cache_file()
+        assert played._key() == problem._key()  # the same cached table
         for _ in oracle.run(played, ctx):
             pass
         metrics = played.evaluate()
@@ -372,11 +374,11 @@ def test_hindsight_baselines_match_an_independent_recomputation(tmp_path: Path) 
     assert metrics["instance_optimal_iterations"] < metrics["best_fixed_iterations"]
     other = ShiftedLaplacian(**kwargs)
     other.setup(context(tmp_path, 8, seed=3))
-    assert other.cache_file() != problem.cache_file()
+    assert other._key() != problem._key()
 
 
 def test_heat_equation_sequence_costs_and_golden_section(tmp_path: Path) -> None:
-    problem = HeatEquation(nx=10, n_omegas=5, golden_steps=6)
+    problem = HeatEquation(n_instances=40, nx=10, n_omegas=5, golden_steps=6)
     ctx = context(tmp_path, 40)
     problem.setup(ctx)
     table = problem._load_table()
@@ -389,7 +391,7 @@ def test_heat_equation_sequence_costs_and_golden_section(tmp_path: Path) -> None
     assert metrics["cg_iterations"] == table["cg_cost"].sum()
     assert 0 < metrics["iterations_vs_cg"] < 1  # SSOR preconditioning pays in iterations
     # the trajectory is the exact Crank-Nicolson one, whatever omega was played
-    again = HeatEquation(nx=10, n_omegas=5, golden_steps=6)
+    again = HeatEquation(n_instances=40, nx=10, n_omegas=5, golden_steps=6)
     again.setup(context(tmp_path, 40))
     for t in range(40):
         again.solve(t, 1.0 + 0.02 * t)
@@ -400,8 +402,12 @@ def test_replay_reads_exactly_the_counts_a_solve_gives(tmp_path: Path) -> None:
     """The same learner and seed, solving every instance or replaying grid omegas from the
     cost table: the same omegas played and the same counts (the solvers are deterministic)."""
     cases = [
-        (lambda **kw: ShiftedLaplacian(n_omegas=8, **kw), TsallisINF, 30),
-        (lambda **kw: HeatEquation(nx=8, n_omegas=5, golden_steps=3, **kw), ChebCB, 20),
+        (lambda **kw: ShiftedLaplacian(n_instances=30, n_omegas=8, **kw), TsallisINF, 30),
+        (
+            lambda **kw: HeatEquation(n_instances=20, nx=8, n_omegas=5, golden_steps=3, **kw),
+            ChebCB,
+            20,
+        ),
     ]
     for make, learner, steps in cases:
         runs = []
@@ -415,7 +421,7 @@ def test_replay_reads_exactly_the_counts_a_solve_gives(tmp_path: Path) -> None:
             runs.append((problem.costs, problem.parameters, problem.counters["replayed"]))
         assert runs[0][:2] == runs[1][:2] and runs[0][2] == 0 and runs[1][2] == steps
     # a parameter off the grid (the instance-optimal oracle's) is still solved
-    problem = ShiftedLaplacian(n_omegas=8, replay=True)
+    problem = ShiftedLaplacian(n_instances=30, n_omegas=8, replay=True)
     ctx = context(tmp_path, 30, seed=4)
     problem.setup(ctx)
     for _ in InstanceOptimalOracle().run(problem, ctx):
@@ -428,13 +434,13 @@ def test_context_intervals_and_heat_contexts_are_the_authors(tmp_path: Path) -> 
     def kappa_at(t: np.ndarray) -> np.ndarray:
         return np.maximum(0.1 * np.sin(2 * np.pi * t), -10 * np.sin(2 * np.pi * t))
 
-    heat = HeatEquation(nx=6)
+    heat = HeatEquation(n_instances=300, nx=6)
     heat.setup(context(tmp_path, 300))
     t = np.arange(300) * 0.001
     np.testing.assert_array_equal([heat.context(k) for k in range(300)], kappa_at(t))
     authors = kappa_at(np.linspace(0, 0.3, 300))  # h2d.m: coefficient(linspace(0, stoptime, T))
     assert heat.context_range == (authors.min(), authors.max())
-    midpoint = HeatEquation(nx=6, context_time="midpoint")
+    midpoint = HeatEquation(n_instances=300, nx=6, context_time="midpoint")
     midpoint.setup(context(tmp_path, 300))
     np.testing.assert_allclose([midpoint.context(k) for k in range(300)], kappa_at(t + 0.0005))
     assert ShiftedLaplacian().context_range == (-0.15, 0.65)  # contextual.m
@@ -446,7 +452,7 @@ def test_context_intervals_and_heat_contexts_are_the_authors(tmp_path: Path) -> 
 def test_same_seed_same_costs(tmp_path: Path) -> None:
     totals = []
     for _ in range(2):
-        problem = ShiftedLaplacian()
+        problem = ShiftedLaplacian(n_instances=60)
         ctx = context(tmp_path, 60, seed=7)
         problem.setup(ctx)
         for _ in TsallisINF().run(problem, ctx):
@@ -468,7 +474,7 @@ def test_bad_values_name_their_key(tmp_path: Path) -> None:
     for overrides, key in cases:
         with pytest.raises(ConfigError, match=key):
             build(compose(overrides).problem, Problem, "problem")
-    from optbench.algorithms.base import Algorithm
+    from optbench.contracts.algorithm import Algorithm
 
     for name, override, key in (
         ("fixed_omega", "algorithm.omega=2.0", "algorithm.omega"),

@@ -38,8 +38,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError
+from optbench.contracts.context import RunContext
+from optbench.contracts.errors import ConfigError
 from optbench.problems.sor_sequence.grids import HeatGrid, kappa
 from optbench.problems.sor_sequence.kernels import SWEEP_ORDERS, SplitCSR, SweepOrder, pcg_solve
 from optbench.problems.sor_sequence.sequence import SolverSequence
@@ -93,8 +93,9 @@ class HeatEquation(SolverSequence):
     """SSOR-PCG along a Crank-Nicolson heat simulation; cost = CG iterations; context = kappa.
 
     Args:
+        n_instances: the number of time steps (the paper: 5000); one runner step solves one.
         nx: cells per side ((nx - 1)^2 unknowns); the paper uses 25, 50, 100, 200, 400.
-        dt: the time step (the paper: 0.001, 5000 steps; the steps are budget.max_steps).
+        dt: the time step (the paper: 0.001).
         omega_min, omega_max, n_omegas: the grid of the best-fixed-omega baseline.
         golden_steps: evaluations of the per-instance golden-section search.
         tol, max_iterations: CG's stopping rule ``||r|| <= tol ||b||`` and iteration cap.
@@ -105,6 +106,7 @@ class HeatEquation(SolverSequence):
 
     def __init__(
         self,
+        n_instances: int = 1000,
         nx: int = 50,
         dt: float = 0.001,
         omega_min: float = 1.0,
@@ -117,7 +119,7 @@ class HeatEquation(SolverSequence):
         context_time: Literal["start", "midpoint"] = "start",
         replay: bool = False,
     ) -> None:
-        super().__init__(omega_min, omega_max, n_omegas, tol, max_iterations, replay)
+        super().__init__(n_instances, omega_min, omega_max, n_omegas, tol, max_iterations, replay)
         if ssor_order not in SWEEP_ORDERS:
             raise ConfigError(f"ssor_order: must be one of {SWEEP_ORDERS}, got {ssor_order!r}")
         if context_time not in ("start", "midpoint"):
@@ -132,18 +134,16 @@ class HeatEquation(SolverSequence):
         self.nx, self.dt, self.golden_steps = nx, dt, golden_steps
 
     def setup(self, ctx: RunContext) -> None:
-        self.n_instances = ctx.max_steps
+        super().setup(ctx)
         self.grid = HeatGrid(self.nx)
         self.base = SplitCSR.from_matrix(self.grid.L)
-        T = ctx.max_steps
+        T = self.n_instances
         self.kappas = np.asarray(kappa((np.arange(T) + 0.5) * self.dt), dtype=float)
         offset = 0.0 if self.context_time == "start" else 0.5
         self.contexts = np.asarray(kappa((np.arange(T) + offset) * self.dt), dtype=float)
-        if T:
-            authors = np.asarray(kappa(np.linspace(0.0, T * self.dt, T)), dtype=float)
-            self.context_range = (float(authors.min()), float(authors.max()))
+        authors = np.asarray(kappa(np.linspace(0.0, T * self.dt, T)), dtype=float)
+        self.context_range = (float(authors.min()), float(authors.max()))
         self._u = self.grid.initial()
-        self._cache_dir = ctx.cache_dir
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -151,7 +151,6 @@ class HeatEquation(SolverSequence):
             "nx": self.nx,
             "dt": self.dt,
             "instances": self.n_instances,
-            "cache": str(self.cache_file()),
         }
 
     # -- instances -------------------------------------------------------------------------------
