@@ -11,6 +11,7 @@ from benchmarks import (
     routing_throughput,
     runner_overhead,
     sor_kernel,
+    sor_replay,
 )
 
 for module in (
@@ -18,6 +19,7 @@ for module in (
     runner_overhead,
     launchers,
     sor_kernel,
+    sor_replay,
     routing_throughput,
     inventory_simulator,
     nlp_iteration_cost,
