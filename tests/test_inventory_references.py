@@ -56,35 +56,66 @@ def test_poisson_newsvendor_is_exact() -> None:
     assert optimum.cost == pytest.approx(expected, rel=1e-12)
 
 
-def _gain(model: tuple, policy: tuple[int, ...] | np.ndarray) -> float:
-    """Long-run average cost from state 0 of a deterministic stationary policy, by the Cesaro
-    limit (1/n) sum_{i<n} P^i of its transition matrix (n = 2^24, by doubling)."""
-    states, cost, prob, nxt = model
-    N = len(states)
-    P = np.zeros((N, N))
-    for s, q in enumerate(policy):
-        for k in range(prob.shape[1]):
-            if prob[s, k] > 0:
-                P[s, nxt[s, q, k]] += prob[s, k]
-    average, power = np.eye(N), P.copy()
+def _truncated_mdp(
+    pmf: list[float], lead: int, h: float, p: float, M: int
+) -> tuple[list[tuple[int, ...]], list[float], dict[tuple[int, ...], list[np.ndarray]]]:
+    """The truncated lost-sales MDP enumerated state by state in plain Python (independent of
+    ``dp``): states (x, o_1, ..., o_{L-1}) with position <= M, their costs, and per state the
+    transition row (over the states) of every order q with position + q <= M."""
+    states = [s for s in itertools.product(range(M + 1), repeat=lead) if sum(s) <= M]
+    where = {s: i for i, s in enumerate(states)}
+    costs, rows = [], {}
+    for s in states:
+        x = s[0]
+        costs.append(sum(f * (h * max(x - d, 0) + p * max(d - x, 0)) for d, f in enumerate(pmf)))
+        rows[s] = []
+        for q in range(M - sum(s) + 1):
+            row = np.zeros(len(states))
+            for d, f in enumerate(pmf):
+                left = max(x - d, 0)
+                nxt = (left + q,) if lead == 1 else (left + s[1], *s[2:], q)
+                row[where[nxt]] += f
+            rows[s].append(row)
+    return states, costs, rows
+
+
+def _gains(transitions: np.ndarray, costs: np.ndarray) -> np.ndarray:
+    """Long-run average cost from state 0 of each policy's transition matrix (a batch), by the
+    Cesaro limit (1/n) sum_{i<n} P^i, n = 2^24 by doubling."""
+    eye = np.eye(transitions.shape[-1])
+    average, power = np.broadcast_to(eye, transitions.shape).copy(), transitions
     for _ in range(24):
-        average = average @ (np.eye(N) + power) / 2
+        average = average @ (eye + power) / 2
         power = power @ power
-    return float((average @ cost)[0])
+    return (average @ costs)[:, 0]
 
 
-@pytest.mark.parametrize("lead", [1, 2])
-def test_dp_matches_exhaustive_policy_evaluation(lead: int) -> None:
-    pmf = np.array([0.3, 0.5, 0.2])  # demand on {0, 1, 2}
-    h, p, M = 1.0, 4.0, 3
-    optimum = dp.solve_lost_sales(pmf, lead, h, p, M, tol=1e-12)
-    model = dp.transition_model(pmf, lead, h, p, M)
-    choices = [np.flatnonzero(model[3][s, :, 0] >= 0) for s in range(len(model[0]))]
-    gains = [_gain(model, policy) for policy in itertools.product(*choices)]
-    assert len(gains) == (24 if lead == 1 else 288)
-    assert optimum.gain == pytest.approx(min(gains), abs=1e-6)
-    assert _gain(model, optimum.orders) == pytest.approx(min(gains), abs=1e-6)
-    assert max(gains) > min(gains) + 0.1  # the instance discriminates between policies
+@pytest.mark.parametrize(
+    ("lead", "M", "n_policies"), [(1, 3, 24), (2, 3, 288), (3, 3, 6912), (4, 2, 48)]
+)
+def test_dp_matches_exhaustive_policy_evaluation(lead: int, M: int, n_policies: int) -> None:
+    pmf, h, p = [0.3, 0.5, 0.2], 1.0, 4.0  # demand on {0, 1, 2}
+    states, costs, rows = _truncated_mdp(pmf, lead, h, p, M)
+    policies = list(itertools.product(*(range(len(rows[s])) for s in states)))
+    assert len(policies) == n_policies
+    transitions = np.array(
+        [[rows[s][q] for s, q in zip(states, pol, strict=True)] for pol in policies]
+    )
+    gains = _gains(transitions, np.array(costs))
+    optimum = dp.solve_lost_sales(np.array(pmf), lead, h, p, M, tol=1e-12)
+    assert optimum.gain == pytest.approx(gains.min(), abs=1e-6)
+    chosen = dict(zip(map(tuple, optimum.states.tolist()), optimum.orders.tolist(), strict=True))
+    own = np.array([[rows[s][chosen[s]] for s in states]])
+    assert _gains(own, np.array(costs))[0] == pytest.approx(gains.min(), abs=1e-6)
+    assert gains.max() > gains.min() + 0.1  # the instance discriminates between policies
+
+
+def test_dp_reproduces_zipkins_published_optimum() -> None:
+    # Zipkin (2008), "Old and new methods for lost-sales inventory systems", Oper. Res. 56(5),
+    # Table 3(a): Poisson(5), h = 1, p = 4, L = 4, optimal average cost 4.73 (two decimals)
+    optimum = dp.solve_lost_sales(dp.poisson_pmf(5.0), 4, 1.0, 4.0)
+    assert optimum.span < 1e-6
+    assert optimum.gain == pytest.approx(4.73, abs=0.005)
 
 
 def test_dp_truncation_loses_nothing() -> None:
@@ -98,18 +129,20 @@ def test_dp_truncation_loses_nothing() -> None:
     assert tight.gain < backlog.cost
 
 
-def test_dp_policy_simulated_costs_its_gain(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("lead", "p"), [(1, 9.0), (4, 4.0)])
+def test_dp_policy_simulated_costs_its_gain(tmp_path: Path, lead: int, p: float) -> None:
     problem = make_problem(
         tmp_path,
         demand_law="poisson",
         lost_sales=True,
-        store_lead_time=1,
-        underage_cost=9.0,
+        store_lead_time=lead,
+        underage_cost=p,
         test_samples=2000,
         test_periods=600,
         test_warmup=100,
-        reference="dp",
+        reference="auto",  # the DP for every L <= 4
     )
+    assert problem.ref_kind == "dp"
     sample = problem._run(problem.ref_policy, "test").cost
     error = float(sample.std() / math.sqrt(len(sample)))
     assert error < 0.01
