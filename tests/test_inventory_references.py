@@ -7,16 +7,19 @@ from __future__ import annotations
 import itertools
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 from scipy import stats
 
-from optbench.problems.inventory import dp, newsvendor
+from optbench.problems.inventory import InventoryNetwork, dp, newsvendor
 from optbench.problems.inventory.heuristics import BaseStock
-from tests.inventory_support import make_problem
+from tests.inventory_support import TINY, make_context, make_problem
 
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SIM = {"train_samples": 4000, "train_periods": 40, "train_warmup": 10}
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -178,3 +181,74 @@ def test_reference_results_are_cached(tmp_path: Path) -> None:
     assert list((tmp_path / "inventory").glob("dp-*.npz"))
     second = make_problem(tmp_path, **config)
     assert second.ref_cost == first.ref_cost
+
+
+class _EchelonLevels(torch.nn.Module):
+    """Echelon base-stock with its own levels per sample (B, 1 + K): the store orders up to
+    level 0 on its position, upstream node k up to level k on its echelon position (its own and
+    every downstream node's on hand and pipeline)."""
+
+    def __init__(self, levels: torch.Tensor) -> None:
+        super().__init__()
+        self.levels = levels
+
+    def forward(self, obs: Any) -> torch.Tensor:
+        store = obs.store_position()
+        echelon = store + torch.cumsum(obs.upstream_position(), -1)
+        return torch.relu(self.levels - torch.cat([store, echelon], -1))
+
+
+def _grid_costs(problem: Any, grid: torch.Tensor, chunk: int = 512) -> torch.Tensor:
+    """Mean train cost of every row of ``grid`` (echelon levels), all on the same train samples."""
+    n = problem.split_size("train")
+    costs = []
+    for part in grid.split(chunk):
+        samples = torch.arange(n).repeat(len(part))
+        policy = _EchelonLevels(part.repeat_interleave(n, 0).to(problem.spec.demand_mean.dtype))
+        with torch.no_grad():
+            costs.append(problem._run(policy, "train", samples).cost.reshape(len(part), n).mean(1))
+    return torch.cat(costs)
+
+
+def test_serial_4_is_the_authors_instance_and_its_reference_the_brute_force_optimum(
+    tmp_path: Path,
+) -> None:
+    config = OmegaConf.to_container(OmegaConf.load(CONFIGS / "problem" / "serial_4.yaml"))
+    assert isinstance(config, dict)
+    config.pop("_target_")
+    # the authors' serial_system.yml: warehouse h 0.5, L 3; echelon_params listed upstream first,
+    # holding_cost [0.1, 0.2], lead_time [2, 4]: from the store's supplier up, reversed
+    assert config["upstream_lead_times"] == [3, *reversed([2, 4])]
+    assert config["upstream_holding_costs"] == [0.5, *reversed([0.1, 0.2])]
+    assert config["upstream_initial"] == "zero"
+    sizes = dict(
+        train_samples=64, dev_samples=16, test_samples=64, test_periods=200, test_warmup=100
+    )
+    problem = InventoryNetwork(**{**TINY, **config, **sizes, "reference": "auto"})
+    problem.setup(make_context(tmp_path, 0, torch.float32))
+    assert problem.ref_kind == "heuristic" and problem.spec.heuristic == "echelon_stock"
+    assert float(problem.splits["train"].initial.upstream_on_hand[0].abs().sum()) == 0
+    found = problem.ref_policy.unit_levels().detach() * problem.spec.demand_mean.sum()
+    found_cost = float(_grid_costs(problem, found[None])[0])
+    # brute force over integer echelon levels: a coarse grid (step 6) over the box of mean
+    # lead-time demand +- 3 sd, then every level within 2 of the best point, again around the
+    # new best until it is inside the window
+    cumulative = np.cumsum([4 + 1, 3, 4, 2])  # periods of demand each echelon covers
+    center, spread = 5.0 * cumulative, 3 * 2.0 * np.sqrt(cumulative)
+    axes = [
+        torch.arange(round(c - s), round(c + s) + 1, 6.0)
+        for c, s in zip(center, spread, strict=True)
+    ]
+    coarse = torch.cartesian_prod(*axes)
+    best = coarse[int(_grid_costs(problem, coarse).argmin())]
+    for _ in range(6):
+        window = torch.cartesian_prod(*(best[j] + torch.arange(-2.0, 3.0) for j in range(4)))
+        costs = _grid_costs(problem, window)
+        best = window[int(costs.argmin())]
+        if ((best - window.min(0).values > 0) & (window.max(0).values - best > 0)).all():
+            break
+    else:
+        raise AssertionError("the brute-force search did not settle")
+    # the coordinate search is continuous: no worse than the integer optimum, and next to it
+    assert found_cost <= float(costs.min()) * (1 + 1e-3)
+    assert float((found - best).abs().max()) <= 1.5

@@ -38,7 +38,7 @@ from optbench.platform.errors import ConfigError
 from optbench.platform.paths import write_atomically
 from optbench.problems.base import InventoryPolicy, InventoryProblem, InventorySpec, Simulation
 from optbench.problems.inventory import dp, newsvendor
-from optbench.problems.inventory.demand import LAWS, SPLITS, DemandLaw, Split
+from optbench.problems.inventory.demand import LAWS, SPLITS, UPSTREAM_INITIAL, DemandLaw, Split
 from optbench.problems.inventory.dynamics import Dynamics
 from optbench.problems.inventory.heuristics import BaseStock, heuristic_policy
 from optbench.problems.inventory.tuning import coordinate_search
@@ -68,7 +68,10 @@ class InventoryNetwork(InventoryProblem):
         demand_mean_range, demand_cv_range, holding_cost_range, underage_cost_range:
             [low, high] uniform draws per store; store_lead_time_range: integers in [low, high].
         upstream_lead_times, upstream_holding_costs: the chain above the stores, from the
-            stores' supplier upward (empty: stores order from an outside supplier).
+            stores' supplier upward (empty: stores order from an outside supplier). The authors'
+            configs list their extra echelons the other way round, upstream first.
+        upstream_initial: the upstream nodes' initial state, ``zero`` (the authors': empty,
+            nothing in transit) or ``uniform`` (on hand and pipeline ~ U[0, 1] x total mean).
         {train,dev,test}_{samples,periods,warmup}: the three splits (warm-up periods excluded).
         reference: auto | analytic | dp | heuristic | none; dp_max_work: largest DP
             ((state, order, outcome) transitions) attempted by ``auto``: every lead time
@@ -94,6 +97,7 @@ class InventoryNetwork(InventoryProblem):
         instance_seed: int = 0,
         upstream_lead_times: list[int] | None = None,
         upstream_holding_costs: list[float] | None = None,
+        upstream_initial: str = "zero",
         train_samples: int = 32768,
         train_periods: int = 50,
         train_warmup: int = 30,
@@ -148,6 +152,10 @@ class InventoryNetwork(InventoryProblem):
         for i, h in enumerate(upstream_holding_costs):
             if h < 0:
                 raise ConfigError(f"upstream_holding_costs[{i}]: must be >= 0, got {h}")
+        if upstream_initial not in UPSTREAM_INITIAL:
+            known = ", ".join(UPSTREAM_INITIAL)
+            raise ConfigError(f"upstream_initial: unknown '{upstream_initial}' (known: {known})")
+        self.upstream_initial = upstream_initial
         self.sizes: dict[str, tuple[int, int, int]] = {}
         for split, (samples, periods, warmup) in {
             "train": (train_samples, train_periods, train_warmup),
@@ -242,7 +250,8 @@ class InventoryNetwork(InventoryProblem):
         )
         law = DemandLaw(self.law, self.spec.demand_mean, self.spec.demand_std, self.correlation)
         self.splits = {
-            name: Split(name, self.spec, law, *self.sizes[name], seed=ctx.seed) for name in SPLITS
+            name: Split(name, self.spec, law, *self.sizes[name], ctx.seed, self.upstream_initial)
+            for name in SPLITS
         }
         self.dynamics = Dynamics(self.spec)
         self._reference_setup(ctx)
