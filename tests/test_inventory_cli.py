@@ -46,6 +46,10 @@ def test_single_run_prints_the_gap(cli_env: dict[str, str]) -> None:
     }
     assert {"test_cost", "dev_cost", "gap_pct", "gap_crn_pct"} <= set(lines)
     assert 0 < float(lines["test_cost"]) < 20 and float(lines["gap_pct"]) > -1
+    # progress: the sample sizes at start-up, then the epochs (the first one at least)
+    assert "train 256 x 30 periods (warm-up 10), dev 128 x 40 periods" in result.stdout
+    assert "HDPO: 256 train samples in 1 minibatch(es)" in result.stdout
+    assert "HDPO epoch 1: train cost" in result.stdout
 
 
 def test_quick_preset_sweeps_and_reports_cost_and_gap(

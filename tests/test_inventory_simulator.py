@@ -249,6 +249,27 @@ def test_softmax_allocation_is_always_feasible(tmp_path: Path) -> None:
     assert min(slack) >= -1e-12
 
 
+def test_fraction_allocation_ships_a_share_of_each_suppliers_stock(tmp_path: Path) -> None:
+    """The authors' serial network: every node's order is a fraction of its supplier's on hand
+    (never rationed), the top node's at most 4 x mean demand; at the start, half of it."""
+    problem = make_problem(tmp_path, **CASES["serial_3"])
+    torch.manual_seed(0)
+    net = VanillaMLP(problem.spec).double()
+    assert net.allocation == "fraction"
+    shares = []
+
+    def watching(obs: Observation) -> torch.Tensor:
+        orders = net(obs)
+        supply = torch.cat([obs.upstream_on_hand, torch.full_like(orders[:, :1], 4 * 5.0)], -1)
+        shares.append((orders / supply).detach()[supply > 0])
+        return orders
+
+    problem.simulate(watching, "train")
+    share = torch.cat(shares)
+    assert float(share.min()) >= 0 and float(share.max()) <= 1
+    assert float(shares[0].mean()) == pytest.approx(0.5, abs=0.05)
+
+
 def test_rationing_never_divides_zero_by_zero() -> None:
     from optbench.problems.inventory.dynamics import _fill_rate
 

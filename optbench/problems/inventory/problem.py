@@ -26,6 +26,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,9 @@ from optbench.problems.inventory.heuristics import BaseStock, heuristic_policy
 from optbench.problems.inventory.tuning import coordinate_search
 
 REFERENCES = ("auto", "analytic", "dp", "heuristic", "none")
+log = logging.getLogger(__name__)
+#: test splits of at least this many sample-periods (tens of seconds) announce each evaluation
+LONG_EVALUATION = 10**7
 CACHE_VERSION = "inventory-v1"
 
 
@@ -101,10 +106,10 @@ class InventoryNetwork(InventoryProblem):
         train_samples: int = 32768,
         train_periods: int = 50,
         train_warmup: int = 30,
-        dev_samples: int = 4096,
+        dev_samples: int = 32768,
         dev_periods: int = 100,
         dev_warmup: int = 60,
-        test_samples: int = 4096,
+        test_samples: int = 32768,
         test_periods: int = 5000,
         test_warmup: int = 3000,
         reference: str = "auto",
@@ -254,6 +259,13 @@ class InventoryNetwork(InventoryProblem):
             for name in SPLITS
         }
         self.dynamics = Dynamics(self.spec)
+        log.info(
+            "inventory: %s; reference %s",
+            ", ".join(
+                f"{k} {n} x {T} periods (warm-up {w})" for k, (n, T, w) in self.sizes.items()
+            ),
+            self._reference_kind(),
+        )
         self._reference_setup(ctx)
 
     def split_size(self, split: str) -> int:
@@ -354,9 +366,16 @@ class InventoryNetwork(InventoryProblem):
             policy = self._tuned_heuristic(ctx)
             facts["reference_policy"] = json.dumps(policy.describe())
         self.ref_policy = policy
+        start = time.monotonic()
         self.ref_test_cost = self.mean_cost(policy, "test")
         if self.ref_cost is None:
             self.ref_cost = self.ref_test_cost
+        log.info(
+            "inventory: reference cost %.4f, %.4f on the test samples (simulated in %.1f s)",
+            self.ref_cost,
+            self.ref_test_cost,
+            time.monotonic() - start,
+        )
         facts.update(ref_cost=self.ref_cost, ref_test_cost=self.ref_test_cost)
         self._facts = facts
 
@@ -380,6 +399,11 @@ class InventoryNetwork(InventoryProblem):
                 )
         except (OSError, ValueError, KeyError, zipfile.BadZipFile):
             pass  # absent or damaged: computed (again)
+        log.info(
+            "inventory: solving the lost-sales DP (L = %d, %d transitions)",
+            lead,
+            dp.n_transitions(lead, M),
+        )
         optimum = dp.solve_lost_sales(pmf, lead, h, p, M)
         buffer = io.BytesIO()
         np.savez(
@@ -411,6 +435,7 @@ class InventoryNetwork(InventoryProblem):
             with torch.no_grad():
                 policy.theta.copy_(ctx.tensor(theta))
             return policy
+        log.info("inventory: tuning the %s reference on the train samples", self.spec.heuristic)
         coordinate_search(policy, lambda pol: self.mean_cost(pol, "train"))
         theta = policy.theta.detach().cpu().tolist()
         write_atomically(path, json.dumps({"theta": theta}).encode())
@@ -419,7 +444,12 @@ class InventoryNetwork(InventoryProblem):
     # -- scoring ---------------------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self, solution: InventoryPolicy) -> dict[str, float]:
+        samples, periods, _ = self.sizes["test"]
+        level = logging.INFO if samples * periods >= LONG_EVALUATION else logging.DEBUG
+        log.log(level, "inventory: evaluating on %d test samples x %d periods", samples, periods)
+        start = time.monotonic()
         test = self.mean_cost(solution, "test")
+        log.log(level, "inventory: test cost %.4f (%.1f s)", test, time.monotonic() - start)
         metrics = {"test_cost": test, "dev_cost": self.mean_cost(solution, "dev")}
         if self.ref_cost is not None and self.ref_test_cost is not None:
             metrics["gap_pct"] = 100 * (test - self.ref_cost) / self.ref_cost
