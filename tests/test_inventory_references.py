@@ -252,3 +252,24 @@ def test_serial_4_is_the_authors_instance_and_its_reference_the_brute_force_opti
     # the coordinate search is continuous: no worse than the integer optimum, and next to it
     assert found_cost <= float(costs.min()) * (1 + 1e-3)
     assert float((found - best).abs().max()) <= 1.5
+
+
+@pytest.mark.parametrize("setting", [None, False])
+def test_integer_demand_is_scored_with_rounded_orders(tmp_path: Path, setting: bool | None) -> None:
+    """The authors round every order at test for Poisson demand: a base-stock level of 12.3 on
+    integer positions then orders exactly as the level 12 (``round_test_orders=false``: as is)."""
+    config = dict(demand_law="poisson", lost_sales=True, store_lead_time=2, reference="dp")
+    problem = make_problem(tmp_path, round_test_orders=setting, **config)
+    assert problem.round_test == (setting is None)
+    policies = {}
+    for level in (12.0, 12.3):
+        policies[level] = BaseStock(problem.spec).double()
+        with torch.no_grad():
+            policies[level].theta.fill_(level / 5.0)
+    scored = problem.evaluate(policies[12.3])["test_cost"]
+    as_is = problem.mean_cost(policies[12.3], "test")
+    integer = problem.mean_cost(policies[12.0], "test")
+    assert abs(as_is - integer) > 1e-3
+    assert scored == pytest.approx(integer if setting is None else as_is, rel=1e-12)
+    normal = make_problem(tmp_path, store_lead_time=2)
+    assert not normal.round_test
