@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from optbench.algorithms.inventory.training import EpochTraining
-from optbench.platform.errors import ConfigError
-from optbench.problems.base import InventoryProblem
+from optbench.contracts.errors import ConfigError
+from optbench.contracts.inventory import InventoryProblem
 
 LOSS_PERIODS = ("all", "after_warmup")
 

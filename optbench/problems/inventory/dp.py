@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from scipy import sparse, stats
 
-from optbench.problems.base import InventorySpec, Observation
+from optbench.contracts.inventory import InventorySpec, Observation
 
 
 @dataclass

@@ -8,16 +8,15 @@ the problem strongly convex when ``l2 > 0``). The reference optimum f* comes fro
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError
-from optbench.problems.base import FiniteSumProblem
+from optbench.contracts.context import RunContext
+from optbench.contracts.errors import ConfigError
+from optbench.contracts.finite_sum import FiniteSumProblem
 from optbench.problems.logreg import datasets
 from optbench.problems.logreg.reference import cached_solve
 
@@ -33,6 +32,8 @@ class LogisticRegression(FiniteSumProblem):
         bias: append a constant feature.
         reference_tol: gradient norm to which f* is computed.
     """
+
+    headline = ("gap", "min")
 
     def __init__(
         self,
@@ -57,7 +58,8 @@ class LogisticRegression(FiniteSumProblem):
 
     # -- set-up ----------------------------------------------------------------------------------
     def setup(self, ctx: RunContext) -> None:
-        path, entry = datasets.resolve(self.dataset, "problem.dataset")
+        self._data_dir = ctx.data_dir
+        path, entry = datasets.resolve(self.dataset, ctx.data_dir, "problem.dataset")
         n_features = self.n_features or (entry.n_features if entry else None)
         train, classes = datasets.load(path, n_features)
         test_path = self._test_path(entry)
@@ -72,10 +74,8 @@ class LogisticRegression(FiniteSumProblem):
         if test is not None:
             self.X_test, self.y_test = ctx.tensor(self._design(test.X)), ctx.tensor(test.y)
 
-        key = hashlib.sha256(
-            f"v1|{train.sha256}|{X.shape[1]}|{self.bias}|{self.l2!r}|{self.reference_tol!r}".encode()
-        ).hexdigest()[:20]
-        reference = cached_solve(ctx.cache_dir, key, X, train.y, self.l2, self.reference_tol)
+        key = ["v1", train.sha256, X.shape[1], self.bias, self.l2, self.reference_tol]
+        reference = cached_solve(ctx.cache, key, X, train.y, self.l2, self.reference_tol)
         self.f_star = reference["f_star"] if reference["converged"] else None
         self._facts = {
             "source": str(path),
@@ -92,8 +92,8 @@ class LogisticRegression(FiniteSumProblem):
         if self.test is None or self.test.lower() in ("none", "null"):
             return None
         if self.test == "auto":
-            return datasets.LIBSVM_DIR / entry.test if entry and entry.test else None
-        return datasets.resolve(self.test, "problem.test")[0]
+            return self._data_dir / datasets.LIBSVM / entry.test if entry and entry.test else None
+        return datasets.resolve(self.test, self._data_dir, "problem.test")[0]
 
     def _design(self, X: np.ndarray) -> np.ndarray:
         return np.hstack([X, np.ones((X.shape[0], 1))]) if self.bias else X
