@@ -6,6 +6,12 @@ update with step size ``lr * schedule[t]`` (see ``optbench.algorithms.schedules`
 is the run's ``budget.max_steps``). Progress metrics: minibatch ``loss``, ``grad_norm`` (the
 G_t that the refined schedule reads back) and ``lr``.
 
+``iterate`` chooses the solution proposed at every step: ``last`` (x_t) or ``average`` (the
+running uniform average (1/t) sum_{s=1..t} x_s of the iterates so far, Polyak-Ruppert), the two
+outputs compared by Liu and Zhou, "Revisiting the Last-Iterate Convergence of Stochastic
+Gradient Methods" (ICLR 2024). The trajectory is the same for both, so two runs differing only
+in ``iterate`` are paired sample for sample.
+
 ``schedule=refined`` reads the per-step ``grad_norm`` series of the FINISHED run whose config is
 this one with ``algorithm.schedule`` set to ``refine_source`` (linear decay by default), as
 Defazio et al. (2023) refine a linear-decay run. With ``refine_best_over=[algorithm.lr]`` and
@@ -26,6 +32,8 @@ from optbench.platform.context import RunContext
 from optbench.platform.errors import ConfigError
 from optbench.problems.base import FiniteSumProblem, ProblemKind
 
+ITERATES = ("last", "average")
+
 
 class StochasticGradient(Algorithm):
     """Base of the minibatch methods: sampling, schedule, and the step loop."""
@@ -44,6 +52,8 @@ class StochasticGradient(Algorithm):
         refine_window: float = 0.1,
         refine_best_over: list[str] | None = None,
         refine_metric: str | None = None,
+        uba_phi: float = 1.0,
+        iterate: str = "last",
     ) -> None:
         if lr <= 0:
             raise ConfigError(f"lr: must be > 0, got {lr}")
@@ -53,6 +63,11 @@ class StochasticGradient(Algorithm):
             raise ConfigError(f"schedule: unknown '{schedule}' (known: {', '.join(SCHEDULES)})")
         if not 0 <= warmup < 1:
             raise ConfigError(f"warmup: a fraction of the horizon in [0, 1), got {warmup}")
+        if iterate not in ITERATES:
+            raise ConfigError(f"iterate: unknown '{iterate}' (known: {', '.join(ITERATES)})")
+        if uba_phi <= 0:
+            raise ConfigError(f"uba_phi: must be > 0, got {uba_phi}")
+        self.uba_phi, self.iterate = uba_phi, iterate
         if refine_source == "refined":
             raise ConfigError("refine_source: cannot refine a refined schedule")
         self.lr, self.batch_size, self.schedule = lr, batch_size, schedule
@@ -84,6 +99,7 @@ class StochasticGradient(Algorithm):
             gamma=self.gamma,
             grad_norms=grad_norms,
             window=self.refine_window,
+            phi=self.uba_phi,
         )
         return torch.as_tensor(values, dtype=torch.float64)
 
@@ -96,6 +112,7 @@ class StochasticGradient(Algorithm):
         )
         yield Progress(param.detach())
         n = problem.n_samples
+        average, t = param.detach().clone(), 0
         while True:
             lr = optimizer.param_groups[0]["lr"]
             batch = torch.randint(n, (self.batch_size,), generator=ctx.generator, device=ctx.device)
@@ -104,7 +121,12 @@ class StochasticGradient(Algorithm):
             optimizer.step()
             scheduler.step()
             metrics = {"loss": loss, "grad_norm": float(torch.linalg.vector_norm(grad)), "lr": lr}
-            yield Progress(param.detach(), metrics)
+            if self.iterate == "average":
+                t += 1
+                average += (param.detach() - average) / t
+                yield Progress(average, metrics)
+            else:
+                yield Progress(param.detach(), metrics)
 
 
 class SGD(StochasticGradient):
