@@ -146,6 +146,8 @@ class ReportSpec:
     #: more values per cell (final metrics or run columns such as ``steps``, ``stop_reason``,
     #: ``describe.<fact>``), written as a long table (details.md/csv).
     details: list[str] = field(default_factory=list)
+    #: STOPGAP until issue 12 lands (its ClaimSpec replaces this): the paper's claims.
+    claims: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -173,6 +175,8 @@ class OptbenchConfig:
     problem: Any = MISSING
     algorithm: Any = MISSING
     report: ReportSpec | None = None
+    #: STOPGAP until issue 12 lands (its ReproductionSpec replaces this).
+    reproduction: Any = None
     tuning: TuningConfig = field(default_factory=TuningConfig)
 
 
