@@ -81,6 +81,15 @@ def test_steps_and_batch_growth_by_hand(optimizer: str, shared_cache: Path) -> N
     assert size > 2  # the norm test grew the batch
 
 
+def test_sample_budget(tmp_path: Path) -> None:
+    problem = LeastSquares(n_samples=20)
+    ctx = RunContext.create(torch.device("cpu"), torch.float64, 0, 10, tmp_path)
+    problem.setup(ctx)
+    steps = list(AdAdaGrad(test="none", batch_size=3, max_epochs=1.0).run(problem, ctx))
+    assert len(steps) - 1 == 6  # 6 batches of 3 <= 20 samples < 7 batches
+    assert problem.counters["samples"] == 18
+
+
 def test_needs_per_sample_gradients_and_bad_configs(tmp_path: Path) -> None:
     problem = LeastSquares()
     ctx = RunContext.create(torch.device("cpu"), torch.float64, 0, 10, tmp_path)

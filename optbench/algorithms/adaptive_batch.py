@@ -18,6 +18,9 @@ then sets b_{t+1} = min(max_batch_size, max(b_t, ceil(T))) with the statistic T 
 - ``none``: a constant batch (the baseline).
 
 The test runs every step (the authors' ``test_interval = 1``) and the batch never shrinks.
+``max_epochs`` is the authors' sample-based training length (``max_samples``, here in passes
+over the data): the run stops (stop reason ``sample budget``) before a batch would take the
+samples processed past ``max_epochs * n``.
 Deviation (named): the authors' ``Adagradnorm`` class keeps one accumulator per output row of
 each weight matrix; ours is the scalar AdaGrad-Norm of the paper's analysis.
 """
@@ -77,6 +80,7 @@ class AdAdaGrad(Algorithm):
         nu: float = 0.1,
         eps: float = 1e-10,
         b0: float = 0.1,
+        max_epochs: float | None = None,
     ) -> None:
         if lr <= 0:
             raise ConfigError(f"lr: must be > 0, got {lr}")
@@ -94,7 +98,10 @@ class AdAdaGrad(Algorithm):
             raise ConfigError(f"eta, theta, nu: must be > 0, got {eta}, {theta}, {nu}")
         self.lr, self.optimizer, self.test = lr, optimizer, test
         self.batch_size, self.max_batch_size = batch_size, max_batch_size
+        if max_epochs is not None and max_epochs <= 0:
+            raise ConfigError(f"max_epochs: must be > 0, got {max_epochs}")
         self.eta, self.theta, self.nu, self.eps, self.b0 = eta, theta, nu, eps, b0
+        self.max_epochs = max_epochs
 
     def statistic(self, G: torch.Tensor) -> float:
         """The batch size the test asks for, before rounding and capping."""
@@ -113,8 +120,13 @@ class AdAdaGrad(Algorithm):
         x = problem.initial_point()
         squares = torch.zeros_like(x)
         norm_squared = self.b0**2
+        budget = math.inf if self.max_epochs is None else self.max_epochs * n
+        processed = 0
         yield Progress(x)
         while True:
+            if processed + size > budget:
+                return "sample budget"
+            processed += size
             batch = torch.randperm(n, generator=ctx.generator, device=ctx.device)[:size]
             metrics: dict[str, float] = {"batch_size": float(size)}
             if self.test == "none":
