@@ -87,7 +87,8 @@ def main() -> None:
 
     from optbench.algorithms.inventory import HDPO
     from optbench.algorithms.inventory.networks import VanillaMLP
-    from optbench.platform.context import RunContext
+    from optbench.contracts.context import RunContext
+    from optbench.platform.cache import DiskCache
     from optbench.problems.inventory import InventoryNetwork
     from optbench.problems.inventory.heuristics import BaseStock
 
@@ -111,7 +112,7 @@ def main() -> None:
             test_warmup=10,
             reference="none",
         )
-        problem.setup(RunContext.create(torch.device("cpu"), dtype, 0, 1, cache))
+        problem.setup(RunContext.create(0, dtype=dtype, max_steps=1, cache=DiskCache(cache)))
         base_stock = BaseStock(problem.spec)
         with torch.no_grad():
             base_stock.theta.fill_(LEAD + 1.5)
@@ -164,7 +165,7 @@ def main() -> None:
         test_warmup=10,
         reference="none",
     )
-    ctx = RunContext.create(torch.device("cpu"), dtype, 0, 10, cache)
+    ctx = RunContext.create(0, dtype=dtype, max_steps=10, cache=DiskCache(cache))
     problem.setup(ctx)
     hdpo = HDPO(lambda spec: VanillaMLP(spec), lr=0.003, batch_size=8192)
     steps = hdpo.run(problem, ctx)

@@ -17,10 +17,7 @@ from __future__ import annotations
 import argparse
 import functools
 import time
-from pathlib import Path
 from typing import Any
-
-import torch
 
 from benchmarks.common import write_result
 
@@ -101,11 +98,11 @@ def main() -> None:
             args.large_steps,
         ),
     }
-    from optbench.platform.context import RunContext
+    from optbench.contracts.context import RunContext
 
     results: dict[str, Any] = {}
     for label, (make_problem, algorithms, steps) in problems.items():
-        ctx = RunContext.create(torch.device("cpu"), torch.float64, 0, steps, Path("."))
+        ctx = RunContext.create(0, max_steps=steps)
         problem = make_problem()
         started = time.perf_counter()
         problem.setup(ctx)

@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
-import torch
 
 from benchmarks.common import write_result
 
@@ -41,11 +39,11 @@ def random_kkt(n: int, rng: np.random.Generator) -> tuple[Any, np.ndarray]:
 
 
 def pde_kkt(N: int) -> tuple[Any, np.ndarray]:
-    from optbench.platform.context import RunContext
+    from optbench.contracts.context import RunContext
     from optbench.problems.nlp import PDEControl
 
     problem = PDEControl(N=N)
-    problem.setup(RunContext.create(torch.device("cpu"), torch.float64, 0, 1, Path(".")))
+    problem.setup(RunContext.create(0, max_steps=1))
     K = sp.bmat([[problem.H, problem.J.T], [problem.J, None]], format="csr")
     x = problem.initial_point()
     b = -np.concatenate([problem._grad(x) + problem.J.T @ np.ones(problem.m), problem._c(x)])

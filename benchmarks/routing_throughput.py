@@ -53,7 +53,7 @@ def routing_step(
     tokens: int, experts: int, top_k: int, repeats: int, device: torch.device
 ) -> dict[str, float]:
     from optbench.algorithms.routing.routers import BiasedRouter, GreedyRouter
-    from optbench.problems.base import expert_loads
+    from optbench.contracts.routing_stream import expert_loads
 
     g = torch.Generator(device=device).manual_seed(0)
     logits = torch.randn(tokens, experts, generator=g, device=device)

@@ -28,19 +28,17 @@ PROBLEM = ["problem=least_squares", "algorithm=sgd", "algorithm.lr=0.05", "eval_
 
 
 def bare_run(cfg) -> None:
-    import torch
 
-    from optbench.algorithms.base import Algorithm
+    from optbench.contracts.algorithm import Algorithm
+    from optbench.contracts.context import RunContext
+    from optbench.contracts.problem import Problem
     from optbench.platform.build import build
-    from optbench.platform.context import RunContext
+    from optbench.platform.cache import DiskCache
     from optbench.platform.paths import cache_dir
-    from optbench.problems.base import Problem
 
     problem = build(cfg.problem, Problem, "problem")
     algorithm = build(cfg.algorithm, Algorithm, "algorithm")
-    ctx = RunContext.create(
-        torch.device("cpu"), torch.float64, cfg.seed, cfg.budget.max_steps, cache_dir()
-    )
+    ctx = RunContext.create(cfg.seed, max_steps=cfg.budget.max_steps, cache=DiskCache(cache_dir()))
     problem.setup(ctx)
     steps = algorithm.run(problem, ctx)
     solution = next(steps).solution

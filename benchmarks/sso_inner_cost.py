@@ -23,7 +23,7 @@ import torch
 
 from benchmarks.common import write_result
 from optbench.algorithms.target_surrogate import SSO
-from optbench.platform.context import RunContext
+from optbench.contracts.context import RunContext
 from optbench.problems.logreg import LogisticRegression
 from optbench.problems.mlp import MLPClassifier
 
@@ -80,9 +80,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--batch-size", type=int, default=25)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    from optbench.platform.cache import DiskCache
     from optbench.platform.paths import cache_dir
 
-    ctx = RunContext.create(torch.device("cpu"), torch.float64, 0, 10, Path(cache_dir()))
+    ctx = RunContext.create(0, max_steps=10, cache=DiskCache(Path(cache_dir())))
     problems = {
         "logreg_mushrooms": LogisticRegression(dataset="mushrooms"),
         "mlp_digits": MLPClassifier(dataset="digits", hidden=[32]),

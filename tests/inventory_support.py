@@ -8,7 +8,8 @@ from typing import Any
 
 import torch
 
-from optbench.platform.context import RunContext
+from optbench.contracts.context import RunContext
+from optbench.platform.cache import DiskCache
 from optbench.problems.inventory import InventoryNetwork
 
 TINY = {
@@ -26,7 +27,7 @@ TINY = {
 
 
 def make_context(cache: Path, seed: int = 0, dtype: torch.dtype = torch.float64) -> RunContext:
-    return RunContext.create(torch.device("cpu"), dtype, seed, 10, cache)
+    return RunContext.create(seed, dtype=dtype, max_steps=10, cache=DiskCache(cache))
 
 
 def make_problem(cache: Path, seed: int = 0, **config: Any) -> InventoryNetwork:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from optbench.platform.context import RunContext
-from optbench.problems.base import Problem, ProblemKind
+from optbench.contracts.context import RunContext
+from optbench.contracts.problem import Problem, ProblemKind
 
 
 class NlpStub(Problem):

@@ -16,8 +16,9 @@ from optbench.algorithms.adaptive_batch import (
     norm_test,
     orthogonality_test,
 )
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError
+from optbench.contracts.context import RunContext
+from optbench.contracts.errors import ConfigError
+from optbench.platform.cache import DiskCache
 from optbench.problems.least_squares import LeastSquares
 from optbench.problems.logreg import LogisticRegression
 
@@ -55,13 +56,13 @@ def test_random_gradients_against_numpy_definitions() -> None:
 @pytest.mark.parametrize("optimizer", ["adagrad", "adagrad_norm"])
 def test_steps_and_batch_growth_by_hand(optimizer: str, shared_cache: Path) -> None:
     problem = LogisticRegression(dataset="heart_scale", l2=1e-3)
-    ctx = RunContext.create(torch.device("cpu"), torch.float64, 4, 10, shared_cache)
+    ctx = RunContext.create(4, max_steps=10, cache=DiskCache(shared_cache))
     problem.setup(ctx)
     run = AdAdaGrad(lr=0.5, optimizer=optimizer, test="norm", eta=0.5, batch_size=2).run(
         problem, ctx
     )
     x = next(run).solution.clone()
-    generator = torch.Generator().manual_seed(4)
+    generator = RunContext.create(4).algorithm_random.torch  # the run's stream, replayed
     size, squares, b2 = 2, torch.zeros_like(x), 0.1**2
     for _ in range(4):
         batch = torch.randperm(problem.n_samples, generator=generator)[:size]
@@ -83,7 +84,7 @@ def test_steps_and_batch_growth_by_hand(optimizer: str, shared_cache: Path) -> N
 
 def test_sample_budget(tmp_path: Path) -> None:
     problem = LeastSquares(n_samples=20)
-    ctx = RunContext.create(torch.device("cpu"), torch.float64, 0, 10, tmp_path)
+    ctx = RunContext.create(0, max_steps=10)
     problem.setup(ctx)
     steps = list(AdAdaGrad(test="none", batch_size=3, max_epochs=1.0).run(problem, ctx))
     assert len(steps) - 1 == 6  # 6 batches of 3 <= 20 samples < 7 batches
@@ -92,7 +93,7 @@ def test_sample_budget(tmp_path: Path) -> None:
 
 def test_needs_per_sample_gradients_and_bad_configs(tmp_path: Path) -> None:
     problem = LeastSquares()
-    ctx = RunContext.create(torch.device("cpu"), torch.float64, 0, 10, tmp_path)
+    ctx = RunContext.create(0, max_steps=10)
     problem.setup(ctx)
     with pytest.raises(ConfigError, match="needs test=norm"):
         next(AdAdaGrad().run(problem, ctx))

@@ -7,11 +7,11 @@ from typing import Literal
 import pytest
 from omegaconf import OmegaConf
 
-from optbench.algorithms.base import Algorithm
 from optbench.algorithms.first_order import SGD
+from optbench.contracts.algorithm import Algorithm
+from optbench.contracts.errors import CompatibilityError, ConfigError
+from optbench.contracts.problem import Problem, ProblemKind
 from optbench.platform.build import build, check_compatible, coerce, validate_arguments
-from optbench.platform.errors import CompatibilityError, ConfigError
-from optbench.problems.base import Problem, ProblemKind
 
 
 def node(**values: object):

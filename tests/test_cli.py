@@ -207,6 +207,8 @@ def test_ctrl_c_ends_the_run_as_killed_and_keeps_its_metrics(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as from a terminal: a shell that started pytest in the background ignores SIGINT
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     client = MlflowClient(store)
     run = None

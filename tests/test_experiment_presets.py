@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from optbench.algorithms.base import Algorithm
+from optbench.contracts.algorithm import Algorithm
+from optbench.contracts.problem import Problem
 from optbench.platform import paths
 from optbench.platform.build import build, check_compatible
-from optbench.problems.base import Problem
 from tests.conftest import compose
 
 PRESETS = sorted(p.stem for p in (paths.config_dir() / "experiment").glob("*.yaml"))

@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import time
+import zlib
 from collections import Counter, defaultdict
 
 import numpy as np
@@ -22,8 +23,11 @@ JOBS, STEPS, EVERY = 200, 20, 5
 
 
 def expected_fault(seed: int) -> str:
-    """The documented rule of the fault_injection algorithm, written out independently."""
-    u = np.random.default_rng(seed).random()
+    """The documented rule of the fault_injection algorithm, written out independently: u is the
+    first draw of the algorithm's stream (NumPy's SeedSequence of the seed, spawn key the CRC-32
+    of "algorithm", as ``optbench.contracts.context`` documents)."""
+    stream = np.random.SeedSequence(seed, spawn_key=(zlib.crc32(b"algorithm"),))
+    u = np.random.default_rng(stream).random()
     return "raise" if u < 0.10 else "nan" if u < 0.15 else "hang" if u < 0.20 else "none"
 
 

@@ -12,13 +12,13 @@ import pytest
 import torch
 
 from optbench.algorithms.first_order import SGD
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError
+from optbench.contracts.context import RunContext
+from optbench.contracts.errors import ConfigError
 from optbench.problems.least_squares import LeastSquares
 
 
 def context(tmp_path: Path, steps: int) -> RunContext:
-    return RunContext.create(torch.device("cpu"), torch.float64, 7, steps, tmp_path)
+    return RunContext.create(7, max_steps=steps)
 
 
 def iterates(tmp_path: Path, steps: int, **kwargs: object) -> list[torch.Tensor]:
@@ -43,7 +43,7 @@ def test_sgd_step_with_uba_rate_by_hand(tmp_path: Path) -> None:
     problem.setup(ctx)
     run = SGD(lr=0.2, batch_size=4, schedule="uba", uba_phi=3.0).run(problem, ctx)
     x0 = next(run).solution.clone()
-    generator = torch.Generator().manual_seed(7)  # the run's generator, replayed
+    generator = RunContext.create(7).algorithm_random.torch  # the run's stream, replayed
     x = x0
     for t in range(3):
         batch = torch.randint(problem.n_samples, (4,), generator=generator)

@@ -15,8 +15,9 @@ import torch
 from optbench.algorithms.cubic_newton import CubicNewton, cubic_step
 from optbench.algorithms.gns_newton import GNSNewton
 from optbench.algorithms.line_search import SLS, GradientMethod
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError
+from optbench.contracts.context import RunContext
+from optbench.contracts.errors import ConfigError
+from optbench.platform.cache import DiskCache
 from optbench.problems.least_squares import LeastSquares
 from optbench.problems.logreg import LogisticRegression
 
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def context(cache: Path) -> RunContext:
-    return RunContext.create(torch.device("cpu"), torch.float64, 0, 100, cache)
+    return RunContext.create(0, max_steps=100, cache=DiskCache(cache))
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +93,8 @@ def test_subsampled_and_diagonal_hessians(heart: LogisticRegression, tmp_path: P
     x = heart.initial_point() + 0.1
     H = algorithm.approximate_hessian(heart, x, ctx)
     # the exact Hessian of the first ceil(0.2 * 270) = 54 indices of a permutation drawn from
-    # the run's generator (seed 0), replayed here
-    generator = torch.Generator().manual_seed(0)
+    # the algorithm's random stream (seed 0)
+    generator = RunContext.create(0).algorithm_random.torch  # the run's stream, replayed
     batch = torch.randperm(heart.n_samples, generator=generator)[:54]
     torch.testing.assert_close(H, heart.hessian(x, batch))
     diagonal = GNSNewton(hessian="diagonal").approximate_hessian(heart, x, ctx)
@@ -151,7 +152,7 @@ def test_sls_step_by_hand(tmp_path: Path) -> None:
     problem.setup(ctx)
     run = SLS(lr=10.0, batch_size=8, c=0.5, beta=0.9, expand=2.0).run(problem, ctx)
     x = next(run).solution.clone()
-    generator = torch.Generator().manual_seed(0)
+    generator = RunContext.create(0).algorithm_random.torch  # the run's stream, replayed
     step_size = 10.0
     for _ in range(2):
         batch = torch.randint(40, (8,), generator=generator)

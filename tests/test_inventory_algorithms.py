@@ -13,7 +13,7 @@ import torch
 from optbench.algorithms.inventory import HDPO, HeuristicSearch, Reinforce
 from optbench.algorithms.inventory.networks import SymmetricNetwork, VanillaMLP
 from optbench.algorithms.inventory.reinforce import GaussianPolicy
-from optbench.problems.base import Observation
+from optbench.contracts.inventory import Observation
 from optbench.problems.inventory.heuristics import BaseStock, heuristic_policy
 from tests.inventory_support import make_context, make_problem
 

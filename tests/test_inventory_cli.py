@@ -8,10 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from optbench.algorithms.base import Algorithm
+from optbench.contracts.algorithm import Algorithm
+from optbench.contracts.errors import ConfigError
+from optbench.contracts.problem import Problem
 from optbench.platform.build import build
-from optbench.platform.errors import ConfigError
-from optbench.problems.base import Problem
 from tests.conftest import cli, compose
 
 TINY = [

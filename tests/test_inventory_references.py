@@ -142,6 +142,6 @@ def test_reference_results_are_cached(tmp_path: Path) -> None:
     config = dict(demand_law="poisson", lost_sales=True, store_lead_time=2, reference="auto")
     first = make_problem(tmp_path, **config)
     assert first.ref_kind == "dp"
-    assert list((tmp_path / "inventory").glob("dp-*.npz"))
+    assert len(list((tmp_path / "inventory_dp").glob("*.pkl"))) == 1
     second = make_problem(tmp_path, **config)
     assert second.ref_cost == first.ref_cost

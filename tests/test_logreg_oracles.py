@@ -11,15 +11,16 @@ import pytest
 import scipy.linalg
 import torch
 
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError
+from optbench.contracts.context import RunContext
+from optbench.contracts.errors import ConfigError
+from optbench.contracts.finite_sum import Curvature, PerSampleGradients, TargetSpace
+from optbench.platform.cache import DiskCache
 from optbench.problems.logreg import LogisticRegression
-from optbench.problems.oracles import Curvature, PerSampleGradients, TargetSpace
 
 
 def make(cache: Path, **kwargs: object) -> LogisticRegression:
     problem = LogisticRegression(**kwargs)  # type: ignore[arg-type]
-    problem.setup(RunContext.create(torch.device("cpu"), torch.float64, 0, 10, cache))
+    problem.setup(RunContext.create(0, max_steps=10, cache=DiskCache(cache)))
     return problem
 
 

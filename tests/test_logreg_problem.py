@@ -10,15 +10,16 @@ import pytest
 import torch
 from scipy.optimize import minimize
 
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError, DataError
+from optbench.contracts.context import RunContext, default_data_dir
+from optbench.contracts.errors import ConfigError, DataError
+from optbench.platform.cache import DiskCache
 from optbench.problems.logreg import LogisticRegression, datasets
 from optbench.problems.logreg.reference import logistic_objective
 
 
 def make(cache: Path, **kwargs: object) -> LogisticRegression:
     problem = LogisticRegression(**kwargs)  # type: ignore[arg-type]
-    problem.setup(RunContext.create(torch.device("cpu"), torch.float64, 0, 10, cache))
+    problem.setup(RunContext.create(0, max_steps=10, cache=DiskCache(cache)))
     return problem
 
 
@@ -110,14 +111,14 @@ def test_reference_optimum_matches_independent_solver(shared_cache: Path) -> Non
     ],
 )
 def test_vendored_sets_have_published_sizes(name: str, samples: int, features: int) -> None:
-    path, entry = datasets.resolve(name)
+    path, entry = datasets.resolve(name, default_data_dir())
     data, _ = datasets.load(path, entry.n_features if entry else None)
     assert data.X.shape == (samples, features)
     assert set(np.unique(data.y)) == {-1.0, 1.0}
 
 
 def test_labels_mapped_smaller_to_minus_one() -> None:
-    path, entry = datasets.resolve("breast-cancer_scale")
+    path, entry = datasets.resolve("breast-cancer_scale", default_data_dir())
     data, classes = datasets.load(path, entry.n_features)
     assert classes == (2.0, 4.0)
     assert (data.y == -1).sum() == 444  # label 2 (benign): 444 rows per SOURCES.md
@@ -155,6 +156,6 @@ def test_label_problems(tmp_path: Path) -> None:
 
 def test_unknown_dataset_and_missing_file() -> None:
     with pytest.raises(ConfigError, match="unknown dataset 'nope'"):
-        datasets.resolve("nope")
+        datasets.resolve("nope", default_data_dir())
     with pytest.raises(DataError, match="no such file"):
-        datasets.resolve("/no/such/file.svm")
+        datasets.resolve("/no/such/file.svm", default_data_dir())

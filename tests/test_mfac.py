@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from optbench.algorithms.mfac import MFAC, SlidingWindowFisher
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError
+from optbench.contracts.context import RunContext
+from optbench.contracts.errors import ConfigError
 from optbench.problems.least_squares import LeastSquares
 
 
@@ -54,12 +54,12 @@ def test_authors_damping_is_well_conditioned_in_float64() -> None:
 
 def test_mfac_steps_by_hand(tmp_path: Path) -> None:
     problem = LeastSquares(n_samples=40, dim=4)
-    ctx = RunContext.create(torch.device("cpu"), torch.float64, 5, 10, tmp_path)
+    ctx = RunContext.create(5, max_steps=10)
     problem.setup(ctx)
     lr, m, damp, mu = 0.1, 3, 1e-3, 0.5
     run = MFAC(lr=lr, ngrads=m, damp=damp, momentum=mu, batch_size=6).run(problem, ctx)
     x = next(run).solution.numpy().copy()
-    generator = torch.Generator().manual_seed(5)
+    generator = RunContext.create(5).algorithm_random.torch  # the run's stream, replayed
     window: list[np.ndarray] = []
     v = np.zeros(4)
     for _ in range(5):

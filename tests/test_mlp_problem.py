@@ -12,17 +12,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError
+from optbench.contracts.context import RunContext
+from optbench.contracts.errors import ConfigError
+from optbench.contracts.finite_sum import Curvature, PerSampleGradients, TargetSpace
+from optbench.platform.cache import DiskCache
 from optbench.problems.mlp import MLPClassifier
-from optbench.problems.oracles import Curvature, PerSampleGradients, TargetSpace
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make(cache: Path, **kwargs: object) -> MLPClassifier:
     problem = MLPClassifier(**kwargs)  # type: ignore[arg-type]
-    problem.setup(RunContext.create(torch.device("cpu"), torch.float64, 3, 10, cache))
+    problem.setup(RunContext.create(3, max_steps=10, cache=DiskCache(cache)))
     return problem
 
 

@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
-import torch
 
-from optbench.algorithms.base import Algorithm
 from optbench.algorithms.constrained import (
     AdaSketchNewton,
     AugmentedLagrangian,
@@ -33,14 +30,15 @@ from optbench.algorithms.constrained.linalg import (
     shift_to_positive_definite,
 )
 from optbench.algorithms.constrained.sketching import SketchSolver
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError
-from optbench.problems.base import NLPProblem
+from optbench.contracts.algorithm import Algorithm
+from optbench.contracts.context import RunContext
+from optbench.contracts.errors import ConfigError
+from optbench.contracts.nlp import NLPProblem
 from optbench.problems.nlp import CutestProblem, PDEControl
 
 
 def context(seed: int = 0) -> RunContext:
-    return RunContext.create(torch.device("cpu"), torch.float64, seed, 10, Path("."))
+    return RunContext.create(seed, max_steps=10)
 
 
 def solve(

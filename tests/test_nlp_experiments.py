@@ -9,12 +9,13 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
+from optbench.contracts.context import default_data_dir
 from optbench.problems.nlp.suites import load_suite
 from tests.conftest import ROOT, cli
 
 
 def test_cutest_presets_match_the_vendored_suite() -> None:
-    entries = load_suite("adasketch47")
+    entries = load_suite("adasketch47", default_data_dir())
     paper = OmegaConf.load(ROOT / "configs/experiment/adasketch_cutest_paper.yaml")
     swept = str(paper.hydra.sweeper.params["problem.name"]).split(",")
     assert swept == [e.name for e in entries if e.loadable]  # all 41, in the suite's order

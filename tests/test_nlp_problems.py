@@ -10,15 +10,15 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError, DataError
-from optbench.problems.base import NLPIterate
+from optbench.contracts.context import RunContext, default_data_dir
+from optbench.contracts.errors import ConfigError, DataError
+from optbench.contracts.nlp import NLPIterate
 from optbench.problems.nlp import ConstrainedLogReg, CutestProblem, PDEControl, s2mpj
 from optbench.problems.nlp.suites import load_suite
 
 
 def context(seed: int = 0) -> RunContext:
-    return RunContext.create(torch.device("cpu"), torch.float64, seed, 10, Path("."))
+    return RunContext.create(seed, max_steps=10)
 
 
 def dense(matrix: object) -> np.ndarray:
@@ -173,13 +173,13 @@ def test_refusals_are_one_line(name: str, backend: str, needle: str) -> None:
 
 
 def test_device_and_dtype_are_checked() -> None:
-    ctx = RunContext.create(torch.device("cpu"), torch.float32, 0, 10, Path("."))
+    ctx = RunContext.create(0, dtype=torch.float32, max_steps=10)
     with pytest.raises(ConfigError, match=r"device\.dtype"):
         CutestProblem("HS7").setup(ctx)
 
 
 def test_adasketch_suite_lists_47_problems_41_loadable() -> None:
-    entries = load_suite("adasketch47")
+    entries = load_suite("adasketch47", default_data_dir())
     assert len(entries) == 47
     missing = sorted(e.name for e in entries if not e.loadable)
     assert missing == ["BA-L1", "DENSCHNCNE", "HIMMELBE", "MOREBVNE", "SINVALNE", "TRIGON1NE"]

@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from optbench.algorithms.base import Algorithm
+from optbench.contracts.algorithm import Algorithm
+from optbench.contracts.errors import ConfigError
 from optbench.platform.build import build
-from optbench.platform.errors import ConfigError
-from optbench.platform.report import also_table, build_table, pivot
+from optbench.platform.tables import also_table, build_table, pivot
 
 
 class Part:

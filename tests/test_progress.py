@@ -7,8 +7,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from optbench.platform.progress import RunProgress, SweepProgress, count_jobs
+from optbench.platform.progress import RunProgress, SweepProgress
 from optbench.platform.runner import SUMMARY_FILE, RunSummary
+from optbench.platform.sweep import count_jobs
 from optbench.platform.tracking import RunStatus
 from tests.conftest import compose
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,7 +11,8 @@ import pytest
 from omegaconf import OmegaConf
 from scipy import stats
 
-from optbench.platform.report import build_table, pivot
+from optbench.contracts.errors import ConfigError
+from optbench.platform.tables import build_table, pivot
 
 SPEC = OmegaConf.create(
     {
@@ -84,7 +86,7 @@ def test_key_that_separates_runs_of_one_cell_is_added_to_rows() -> None:
 
 
 def test_also_table_reports_another_metric_at_the_chosen_configurations() -> None:
-    from optbench.platform.report import also_table
+    from optbench.platform.tables import also_table
 
     data = frame()
     data["metrics.time"] = np.arange(len(data), dtype=float)
@@ -94,3 +96,50 @@ def test_also_table_reports_another_metric_at_the_chosen_configurations() -> Non
     means = dict(zip(extra.cells["algorithm.schedule"], extra.cells["mean"], strict=True))
     assert means == {"s1": 4.0, "s2": 7.0}
     assert extra.metric == "time" and (extra.cells["n"] == 3).all()
+
+
+def test_statistic_best_takes_the_best_evaluation_of_each_run(runs_dir: Path, store: str) -> None:
+    """``statistic: best`` reports, per run, the best of its logged evaluations (read back from
+    the store independently here), ``final`` the last one; they differ on a noisy run."""
+    from mlflow import MlflowClient
+
+    from optbench.platform.report import write_report
+    from optbench.platform.runner import execute
+    from optbench.platform.tracking import make_tracker
+    from tests.conftest import compose
+
+    overrides = [
+        f"tracking.uri={store}",
+        "experiment_name=best",
+        "problem.dataset=heart_scale",
+        "algorithm.lr=30",  # constant and large: the gap jumps around
+        "budget.max_steps=60",
+        "eval_every=5",
+    ]
+    cfg = compose(overrides)
+    tracker = make_tracker(cfg.tracking, cfg.experiment_name)
+    tracker.prepare()
+    summaries = [
+        execute(
+            compose([*overrides, f"seed={seed}"]),
+            tracker,
+            name="r",
+            problem_name="logreg",
+            algorithm_name="sgd",
+        )
+        for seed in (0, 1)
+    ]
+    client = MlflowClient(store)
+    best = [min(m.value for m in client.get_metric_history(s.run_id, "gap")) for s in summaries]
+    final = [s.metrics["gap"] for s in summaries]
+    assert np.mean(best) < np.mean(final)
+    spec = OmegaConf.create({**OmegaConf.to_container(SPEC), "rows": [], "columns": [], "tune": []})
+    for statistic, expected in (("best", best), ("final", final)):
+        spec.statistic = statistic
+        result = write_report(spec, tracker, "best", runs_dir / statistic)
+        cells = pd.read_csv(result.out_dir / "table.csv")
+        assert cells["mean"].iloc[0] == pytest.approx(np.mean(expected), rel=1e-12)
+        assert (result.out_dir / "index.html").read_text().startswith("<!doctype html>")
+    spec.statistic = "median"
+    with pytest.raises(ConfigError, match=r"report\.statistic"):
+        write_report(spec, tracker, "best", runs_dir / "median")

@@ -11,7 +11,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from optbench.platform.plots import data_profile, instance_costs, performance_profile
-from optbench.platform.report import (
+from optbench.platform.tables import (
     build_table,
     details_table,
     missing_values,

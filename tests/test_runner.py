@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 from mlflow.artifacts import download_artifacts
 
 from optbench.algorithms.schedules import make_schedule
-from optbench.platform.errors import ConfigError
+from optbench.contracts.errors import ConfigError
 from optbench.platform.runner import RunSummary, execute
 from optbench.platform.tracking import RunStatus, make_tracker
 from tests.conftest import compose
@@ -127,7 +127,7 @@ def test_same_config_and_seed_give_identical_metrics(runs_dir: Path, store: str)
 def test_refined_schedule_reads_the_linear_decay_run(runs_dir: Path, store: str) -> None:
     args = ["problem.dataset=heart_scale", "budget.max_steps=120", "algorithm.lr=0.5", "seed=1"]
     missing = run(store, *args, "algorithm.schedule=refined")
-    assert missing.status is RunStatus.failed
+    assert missing.status is RunStatus.failed and missing.run_id is None  # no run is opened
     assert "algorithm.schedule=linear_decay" in missing.error
     with pytest.raises(ConfigError):
         run(store, *args, "algorithm.schedule=refined", reraise=True)
@@ -162,3 +162,25 @@ def test_a_hung_step_is_cut_at_the_time_limit(runs_dir: Path, store: str) -> Non
     assert time.perf_counter() - started < 15
     assert s.status is RunStatus.timed_out and "cut" in s.stop_reason
     assert s.steps == 0 and 0.5 <= s.time_s < 2.0
+
+
+def test_a_sweep_runs_the_runs_an_input_reads_first() -> None:
+    from optbench.platform.sweep import expand_grid, job_stages
+
+    jobs = expand_grid(
+        {"algorithm.schedule": "refined,cosine,linear_decay", "algorithm.lr": "0.3,1.0"},
+        [
+            "problem.dataset=heart_scale",
+            "algorithm.refine_best_over=[algorithm.lr]",
+            "algorithm.refine_metric=gap",
+        ],
+    )
+    assert len(jobs) == 6
+    configs = [compose(job) for job in jobs]
+    stages = job_stages(configs)
+    schedule = [[configs[i].algorithm.schedule for i in stage] for stage in stages]
+    # the refined runs (first in the grid) read the best linear-decay run over every lr
+    assert schedule == [["cosine", "cosine", "linear_decay", "linear_decay"], ["refined"] * 2]
+    # without best_over each refined run reads the linear-decay run of its own lr only
+    plain = [compose([*job[:2], "problem.dataset=heart_scale"]) for job in jobs]
+    assert [len(s) for s in job_stages(plain)] == [4, 2]

@@ -10,7 +10,7 @@ import pytest
 from scipy.ndimage import median_filter
 
 from optbench.algorithms import schedules
-from optbench.platform.errors import ConfigError
+from optbench.contracts.errors import ConfigError
 
 T = 1000
 

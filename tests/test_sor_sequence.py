@@ -9,14 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.sparse as sp
-import torch
 
 from optbench.algorithms.relaxation import ChebCB, TsallisINF, TsallisINFState
 from optbench.algorithms.relaxation_oracles import BestFixedOracle, InstanceOptimalOracle
+from optbench.contracts.context import RunContext
+from optbench.contracts.errors import ConfigError
+from optbench.contracts.parameter_sequence import ParameterSequenceProblem
+from optbench.contracts.problem import Problem
 from optbench.platform.build import build
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError
-from optbench.problems.base import ParameterSequenceProblem, Problem
+from optbench.platform.cache import DiskCache
 from optbench.problems.sor_sequence.grids import HeatGrid, laplacian_5pt
 from optbench.problems.sor_sequence.heat_equation import HeatEquation
 from optbench.problems.sor_sequence.kernels import SplitCSR, library, pcg_solve, sor_solve
@@ -26,7 +27,7 @@ from tests.conftest import cli, compose
 
 
 def context(cache: Path, steps: int, seed: int = 0) -> RunContext:
-    return RunContext.create(torch.device("cpu"), torch.float64, seed, steps, cache)
+    return RunContext.create(seed, max_steps=steps, cache=DiskCache(cache))
 
 
 def loop_laplacian(m: int) -> np.ndarray:
@@ -92,7 +93,7 @@ def test_pcg_iteration_counts_equal_scipy_cg() -> None:
 
 
 def test_young_omega_minimises_sor_spectral_radius_and_iterations(tmp_path: Path) -> None:
-    problem = ShiftedLaplacian(grid_size=8)
+    problem = ShiftedLaplacian(n_instances=1, grid_size=8)
     problem.setup(context(tmp_path, 1))
     A0 = laplacian_5pt(8).toarray()
     grid = np.arange(1.0, 1.99, 0.01)
@@ -138,8 +139,9 @@ class ContextualBandit(ParameterSequenceProblem):
 
     def setup(self, ctx: RunContext) -> None:
         self.n_instances = ctx.max_steps
-        self.contexts = ctx.rng.uniform(0, 1, ctx.max_steps)
-        self.noise = ctx.rng.normal(0, 5, ctx.max_steps)
+        rng = ctx.problem_random.numpy
+        self.contexts = rng.uniform(0, 1, ctx.max_steps)
+        self.noise = rng.normal(0, 5, ctx.max_steps)
         self.played: list[float] = []
 
     def context(self, t: int) -> float:
@@ -209,7 +211,7 @@ def test_heat_system_is_spd_and_crank_nicolson_matches_a_dense_solve() -> None:
 
 
 def test_hindsight_baselines_match_an_independent_recomputation(tmp_path: Path) -> None:
-    kwargs = dict(omega_min=1.4, omega_max=1.9, n_omegas=4)
+    kwargs = dict(n_instances=8, omega_min=1.4, omega_max=1.9, n_omegas=4)
     problem = ShiftedLaplacian(**kwargs)
     problem.setup(context(tmp_path, 8, seed=2))
     table = problem.cost_table()
@@ -228,7 +230,7 @@ def test_hindsight_baselines_match_an_independent_recomputation(tmp_path: Path) 
         played = ShiftedLaplacian(**kwargs)
         ctx = context(tmp_path, 8, seed=2)
         played.setup(ctx)
-        assert played.cache_file() == problem.cache_file()
+        assert played._key() == problem._key()  # the same cached table
         for _ in oracle.run(played, ctx):
             pass
         metrics = played.evaluate()
@@ -237,11 +239,11 @@ def test_hindsight_baselines_match_an_independent_recomputation(tmp_path: Path) 
     assert metrics["instance_optimal_iterations"] < metrics["best_fixed_iterations"]
     other = ShiftedLaplacian(**kwargs)
     other.setup(context(tmp_path, 8, seed=3))
-    assert other.cache_file() != problem.cache_file()
+    assert other._key() != problem._key()
 
 
 def test_heat_equation_sequence_costs_and_golden_section(tmp_path: Path) -> None:
-    problem = HeatEquation(nx=10, n_omegas=5, golden_steps=6)
+    problem = HeatEquation(n_instances=40, nx=10, n_omegas=5, golden_steps=6)
     ctx = context(tmp_path, 40)
     problem.setup(ctx)
     table = problem._load_table()
@@ -254,7 +256,7 @@ def test_heat_equation_sequence_costs_and_golden_section(tmp_path: Path) -> None
     assert metrics["cg_iterations"] == table["cg_cost"].sum()
     assert 0 < metrics["iterations_vs_cg"] < 1  # SSOR preconditioning pays in iterations
     # the trajectory is the exact Crank-Nicolson one, whatever omega was played
-    again = HeatEquation(nx=10, n_omegas=5, golden_steps=6)
+    again = HeatEquation(n_instances=40, nx=10, n_omegas=5, golden_steps=6)
     again.setup(context(tmp_path, 40))
     for t in range(40):
         again.solve(t, 1.0 + 0.02 * t)
@@ -264,7 +266,7 @@ def test_heat_equation_sequence_costs_and_golden_section(tmp_path: Path) -> None
 def test_same_seed_same_costs(tmp_path: Path) -> None:
     totals = []
     for _ in range(2):
-        problem = ShiftedLaplacian()
+        problem = ShiftedLaplacian(n_instances=60)
         ctx = context(tmp_path, 60, seed=7)
         problem.setup(ctx)
         for _ in TsallisINF().run(problem, ctx):
@@ -283,7 +285,7 @@ def test_bad_values_name_their_key(tmp_path: Path) -> None:
     for overrides, key in cases:
         with pytest.raises(ConfigError, match=key):
             build(compose(overrides).problem, Problem, "problem")
-    from optbench.algorithms.base import Algorithm
+    from optbench.contracts.algorithm import Algorithm
 
     for name, override, key in (
         ("fixed_omega", "algorithm.omega=2.0", "algorithm.omega"),

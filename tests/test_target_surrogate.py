@@ -13,15 +13,16 @@ import scipy.optimize
 import torch
 
 from optbench.algorithms.target_surrogate import SSO
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError
+from optbench.contracts.context import RunContext
+from optbench.contracts.errors import ConfigError
+from optbench.platform.cache import DiskCache
 from optbench.problems.least_squares import LeastSquares
 from optbench.problems.logreg import LogisticRegression
 
 
 def make(cache: Path, loss: str) -> tuple[LogisticRegression, RunContext]:
     problem = LogisticRegression(dataset="heart_scale", l2=1e-2, loss=loss)
-    ctx = RunContext.create(torch.device("cpu"), torch.float64, 2, 10, cache)
+    ctx = RunContext.create(2, max_steps=10, cache=DiskCache(cache))
     problem.setup(ctx)
     return problem, ctx
 
@@ -44,7 +45,7 @@ def test_outer_steps_replayed_in_numpy(loss: str, outer: str, shared_cache: Path
     )
     x = next(run).solution.numpy().copy()
     X, y, l2, n = problem.X.numpy(), problem.y.numpy(), problem.l2, problem.n_samples
-    generator = torch.Generator().manual_seed(2)
+    generator = RunContext.create(2).algorithm_random.torch  # the run's stream, replayed
     growth = expand ** (b / n)
     eta = 1 / lr
     for _ in range(3):
@@ -108,7 +109,7 @@ def test_many_inner_steps_reach_the_surrogate_minimiser(shared_cache: Path) -> N
     run = SSO(lr=0.5, m=2000, batch_size=5).run(problem, ctx)
     x0 = next(run).solution.numpy().copy()
     x1 = next(run).solution.numpy()
-    generator = torch.Generator().manual_seed(2)
+    generator = RunContext.create(2).algorithm_random.torch  # the run's stream, replayed
     batch = torch.randint(problem.n_samples, (5,), generator=generator).numpy()
     Xb, yb = problem.X.numpy()[batch], problem.y.numpy()[batch]
     z = Xb @ x0
@@ -124,7 +125,7 @@ def test_many_inner_steps_reach_the_surrogate_minimiser(shared_cache: Path) -> N
 
 def test_needs_target_space_and_bad_configs(tmp_path: Path) -> None:
     problem = LeastSquares()
-    ctx = RunContext.create(torch.device("cpu"), torch.float64, 0, 10, tmp_path)
+    ctx = RunContext.create(0, max_steps=10)
     problem.setup(ctx)
     with pytest.raises(ConfigError, match="needs the target-space oracles"):
         next(SSO().run(problem, ctx))

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from optbench.platform.errors import ConfigError
+from optbench.contracts.errors import ConfigError
 from optbench.platform.tuning import search_space, storage_for
 from tests.conftest import BIN, ROOT, cli
 

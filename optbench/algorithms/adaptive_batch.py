@@ -33,11 +33,11 @@ from typing import ClassVar
 
 import torch
 
-from optbench.algorithms.base import Algorithm, Progress
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError
-from optbench.problems.base import FiniteSumProblem, ProblemKind
-from optbench.problems.oracles import PerSampleGradients, require
+from optbench.contracts.algorithm import Algorithm, Progress
+from optbench.contracts.context import RunContext
+from optbench.contracts.errors import ConfigError
+from optbench.contracts.finite_sum import FiniteSumProblem, PerSampleGradients, require
+from optbench.contracts.problem import ProblemKind
 
 TESTS = ("none", "norm", "inner_product", "augmented_inner_product")
 OPTIMIZERS = ("adagrad", "adagrad_norm")
@@ -127,7 +127,9 @@ class AdAdaGrad(Algorithm):
             if processed + size > budget:
                 return "sample budget"
             processed += size
-            batch = torch.randperm(n, generator=ctx.generator, device=ctx.device)[:size]
+            batch = torch.randperm(n, generator=ctx.algorithm_random.torch, device=ctx.device)[
+                :size
+            ]
             metrics: dict[str, float] = {"batch_size": float(size)}
             if self.test == "none":
                 loss, g = problem.loss_grad(x, batch)

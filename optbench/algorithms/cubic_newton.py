@@ -20,10 +20,11 @@ from typing import ClassVar
 
 import torch
 
-from optbench.algorithms.base import Algorithm, Progress
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError
-from optbench.problems.base import FiniteSumProblem, ProblemKind
+from optbench.contracts.algorithm import Algorithm, Progress
+from optbench.contracts.context import RunContext
+from optbench.contracts.errors import ConfigError
+from optbench.contracts.finite_sum import FiniteSumProblem
+from optbench.contracts.problem import ProblemKind
 
 
 def cubic_step(

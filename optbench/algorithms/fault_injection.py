@@ -3,9 +3,10 @@
 For testing the platform itself (and a user's infrastructure): a sweep over ``fail_at_step`` /
 ``nan_at_step`` / ``sleep_s`` shows how failed, diverged and timed-out runs are recorded. For
 large sweeps, ``fail_fraction`` / ``nan_fraction`` / ``hang_fraction`` pick each run's fault
-from its seed: with u = ``numpy.random.default_rng(seed).random()``, the run raises at step
-``fault_step`` if u < fail_fraction, turns NaN there if u < fail_fraction + nan_fraction,
-and hangs there (sleeps ``hang_s``) if u < fail_fraction + nan_fraction + hang_fraction.
+from its seed: with u the first uniform draw of the algorithm's random stream, the run raises
+at step ``fault_step`` if u < fail_fraction, turns NaN there if u < fail_fraction +
+nan_fraction, and hangs there (sleeps ``hang_s``) if u < fail_fraction + nan_fraction +
+hang_fraction.
 """
 
 from __future__ import annotations
@@ -17,19 +18,20 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from optbench.algorithms.base import Algorithm, Progress
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError
-from optbench.problems.base import FiniteSumProblem, ProblemKind
+from optbench.contracts.algorithm import Algorithm, Progress
+from optbench.contracts.context import RunContext
+from optbench.contracts.errors import ConfigError
+from optbench.contracts.finite_sum import FiniteSumProblem
+from optbench.contracts.problem import ProblemKind
 
 
 class InjectedFault(RuntimeError):
     """The error ``fail_at_step`` raises."""
 
 
-def seeded_fault(seed: int, fail: float, nan: float, hang: float) -> str | None:
-    """The fault a run with this seed gets: ``raise``, ``nan``, ``hang`` or None."""
-    u = np.random.default_rng(seed).random()
+def seeded_fault(rng: np.random.Generator, fail: float, nan: float, hang: float) -> str | None:
+    """The fault a run gets, drawn from its random stream: ``raise``, ``nan``, ``hang`` or None."""
+    u = rng.random()
     if u < fail:
         return "raise"
     if u < fail + nan:
@@ -79,7 +81,7 @@ class FaultInjection(Algorithm):
 
     def run(self, problem: FiniteSumProblem, ctx: RunContext) -> Iterator[Progress]:
         fail_at, nan_at, hang_at = self.fail_at_step, self.nan_at_step, None
-        fault = seeded_fault(ctx.seed, *self.fractions)
+        fault = seeded_fault(ctx.algorithm_random.numpy, *self.fractions)
         if fault == "raise":
             fail_at = self.fault_step
         elif fault == "nan":

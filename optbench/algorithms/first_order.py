@@ -1,10 +1,10 @@
 """Stochastic first-order methods on finite sums: SGD (with momentum), Adam, AdaGrad.
 
 Each step draws a minibatch of ``batch_size`` sample indices uniformly with replacement from the
-run's generator, asks the problem for the minibatch gradient and applies the ``torch.optim``
-update with step size ``lr * schedule[t]`` (see ``optbench.algorithms.schedules``; the horizon T
-is the run's ``budget.max_steps``). Progress metrics: minibatch ``loss``, ``grad_norm`` (the
-G_t that the refined schedule reads back) and ``lr``.
+algorithm's random stream, asks the problem for the minibatch gradient and applies the
+``torch.optim`` update with step size ``lr * schedule[t]`` (see ``optbench.algorithms.schedules``;
+the horizon T is the run's ``budget.max_steps``). Progress metrics: minibatch ``loss``,
+``grad_norm`` (the G_t that the refined schedule reads back) and ``lr``.
 
 ``iterate`` chooses the solution proposed at every step: ``last`` (x_t) or ``average`` (the
 running uniform average (1/t) sum_{s=1..t} x_s of the iterates so far, Polyak-Ruppert), the two
@@ -12,25 +12,28 @@ outputs compared by Liu and Zhou, "Revisiting the Last-Iterate Convergence of St
 Gradient Methods" (ICLR 2024). The trajectory is the same for both, so two runs differing only
 in ``iterate`` are paired sample for sample.
 
-``schedule=refined`` reads the per-step ``grad_norm`` series of the FINISHED run whose config is
-this one with ``algorithm.schedule`` set to ``refine_source`` (linear decay by default), as
-Defazio et al. (2023) refine a linear-decay run. With ``refine_best_over=[algorithm.lr]`` and
-``refine_metric=gap`` the source is, among those runs at every peak rate, the one with the best
-final gap (the tuned linear-decay run), and the refined run's own peak rate is tuned again.
+``schedule=refined`` declares an input (``Algorithm.inputs``): the per-step ``grad_norm`` series
+of the FINISHED run whose config is this one with ``algorithm.schedule`` set to
+``refine_source`` (linear decay by default), as Defazio et al. (2023) refine a linear-decay run.
+With ``refine_best_over=[algorithm.lr]`` and ``refine_metric=gap`` the source is, among those runs
+at every peak rate, the one with the best final gap (the tuned linear-decay run), and the refined
+run's own peak rate is tuned again. The runner reads the series before the clock starts, and a
+sweep runs the source runs first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import ClassVar
 
 import torch
 
-from optbench.algorithms.base import Algorithm, Progress
 from optbench.algorithms.schedules import SCHEDULES, make_schedule
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError
-from optbench.problems.base import FiniteSumProblem, ProblemKind
+from optbench.contracts.algorithm import Algorithm, Progress, RunInput
+from optbench.contracts.context import RunContext
+from optbench.contracts.errors import ConfigError
+from optbench.contracts.finite_sum import FiniteSumProblem
+from optbench.contracts.problem import ProblemKind
 
 ITERATES = ("last", "average")
 
@@ -82,15 +85,20 @@ class StochasticGradient(Algorithm):
     def make_optimizer(self, params: list[torch.Tensor]) -> torch.optim.Optimizer:
         raise NotImplementedError
 
+    def inputs(self) -> Sequence[RunInput]:
+        if self.schedule != "refined":
+            return ()
+        source = RunInput(
+            "grad_norms",
+            {"algorithm.schedule": self.refine_source},
+            "grad_norm",
+            best_over=tuple(self.refine_best_over),
+            metric=self.refine_metric,
+        )
+        return (source,)
+
     def factors(self, ctx: RunContext) -> torch.Tensor:
-        grad_norms = None
-        if self.schedule == "refined":
-            grad_norms = ctx.history(
-                {"algorithm.schedule": self.refine_source},
-                "grad_norm",
-                best_over=self.refine_best_over,
-                metric=self.refine_metric,
-            )
+        grad_norms = ctx.inputs.get("grad_norms") if self.schedule == "refined" else None
         values = make_schedule(
             self.schedule,
             ctx.max_steps,
@@ -111,11 +119,11 @@ class StochasticGradient(Algorithm):
             optimizer, lambda t: factors[min(t, len(factors) - 1)]
         )
         yield Progress(param.detach())
-        n = problem.n_samples
+        n, rng = problem.n_samples, ctx.algorithm_random.torch
         average, t = param.detach().clone(), 0
         while True:
             lr = optimizer.param_groups[0]["lr"]
-            batch = torch.randint(n, (self.batch_size,), generator=ctx.generator, device=ctx.device)
+            batch = torch.randint(n, (self.batch_size,), generator=rng, device=ctx.device)
             loss, grad = problem.loss_grad(param.detach(), batch)
             param.grad = grad
             optimizer.step()

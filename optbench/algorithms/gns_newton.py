@@ -32,11 +32,11 @@ from typing import ClassVar
 
 import torch
 
-from optbench.algorithms.base import Algorithm, Progress
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError
-from optbench.problems.base import FiniteSumProblem, ProblemKind
-from optbench.problems.oracles import Curvature, require
+from optbench.contracts.algorithm import Algorithm, Progress
+from optbench.contracts.context import RunContext
+from optbench.contracts.errors import ConfigError
+from optbench.contracts.finite_sum import Curvature, FiniteSumProblem, require
+from optbench.contracts.problem import ProblemKind
 
 HESSIANS = ("exact", "gauss_newton", "weighted_gauss_newton", "fisher", "diagonal", "subsampled")
 
@@ -81,7 +81,9 @@ class GNSNewton(Algorithm):
         if self.hessian == "subsampled":
             n = problem.n_samples
             size = max(1, math.ceil(self.sample_fraction * n))
-            batch = torch.randperm(n, generator=ctx.generator, device=ctx.device)[:size]
+            batch = torch.randperm(n, generator=ctx.algorithm_random.torch, device=ctx.device)[
+                :size
+            ]
             return problem.curvature(x, "hessian", batch)  # type: ignore[attr-defined]
         H = problem.hessian(x)
         return torch.diag(torch.diagonal(H)) if self.hessian == "diagonal" else H

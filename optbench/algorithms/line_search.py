@@ -19,10 +19,11 @@ from typing import ClassVar
 
 import torch
 
-from optbench.algorithms.base import Algorithm, Progress
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError
-from optbench.problems.base import FiniteSumProblem, ProblemKind
+from optbench.contracts.algorithm import Algorithm, Progress
+from optbench.contracts.context import RunContext
+from optbench.contracts.errors import ConfigError
+from optbench.contracts.finite_sum import FiniteSumProblem
+from optbench.contracts.problem import ProblemKind
 
 
 class GradientMethod(Algorithm):
@@ -118,7 +119,10 @@ class SLS(Algorithm):
         yield Progress(x)
         while True:
             batch = torch.randint(
-                problem.n_samples, (self.batch_size,), generator=ctx.generator, device=ctx.device
+                problem.n_samples,
+                (self.batch_size,),
+                generator=ctx.algorithm_random.torch,
+                device=ctx.device,
             )
             loss, grad = problem.loss_grad(x, batch)
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 
 from optbench.algorithms.first_order import StochasticGradient
-from optbench.platform.errors import ConfigError
+from optbench.contracts.errors import ConfigError
 
 
 class SlidingWindowFisher:

@@ -26,10 +26,11 @@ from typing import ClassVar
 import numpy as np
 from scipy.optimize import lsq_linear
 
-from optbench.algorithms.base import Algorithm, Progress
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError
-from optbench.problems.base import ParameterSequenceProblem, ProblemKind
+from optbench.contracts.algorithm import Algorithm, Progress
+from optbench.contracts.context import RunContext
+from optbench.contracts.errors import ConfigError
+from optbench.contracts.parameter_sequence import ParameterSequenceProblem
+from optbench.contracts.problem import ProblemKind
 
 
 def _arm_grid(omega_min: float, omega_max: float, n_omegas: int) -> np.ndarray:
@@ -58,7 +59,7 @@ class ParameterLearner(Algorithm):
         """The cost of the omega just chosen."""
 
     def run(self, problem: ParameterSequenceProblem, ctx: RunContext) -> Iterator[Progress]:
-        self.rng = ctx.rng
+        self.rng = ctx.algorithm_random.numpy
         self.start(problem, ctx)
         yield Progress(None)
         for t in range(problem.n_instances):

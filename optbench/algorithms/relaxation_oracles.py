@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from optbench.algorithms.relaxation import ParameterLearner
-from optbench.platform.context import RunContext
-from optbench.problems.base import ParameterSequenceProblem
+from optbench.contracts.context import RunContext
+from optbench.contracts.parameter_sequence import ParameterSequenceProblem
 
 
 class BestFixedOracle(ParameterLearner):

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.ndimage import median_filter
 
-from optbench.platform.errors import ConfigError
+from optbench.contracts.errors import ConfigError
 
 SCHEDULES = ("constant", "step", "cosine", "linear_decay", "uba", "refined")
 

@@ -38,12 +38,12 @@ from typing import ClassVar
 
 import torch
 
-from optbench.algorithms.base import Algorithm, Progress
 from optbench.algorithms.line_search import armijo
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError
-from optbench.problems.base import FiniteSumProblem, ProblemKind
-from optbench.problems.oracles import TargetSpace, require
+from optbench.contracts.algorithm import Algorithm, Progress
+from optbench.contracts.context import RunContext
+from optbench.contracts.errors import ConfigError
+from optbench.contracts.finite_sum import FiniteSumProblem, TargetSpace, require
+from optbench.contracts.problem import ProblemKind
 
 OUTER = ("constant", "armijo")
 
@@ -142,7 +142,9 @@ class SSO(Algorithm):
         eta = 1.0 / self.lr
         yield Progress(x)
         while True:
-            batch = torch.randint(n, (self.batch_size,), generator=ctx.generator, device=ctx.device)
+            batch = torch.randint(
+                n, (self.batch_size,), generator=ctx.algorithm_random.torch, device=ctx.device
+            )
             z, _ = target.target_pullback(x, batch)
             loss, g = target.target_grads(z, batch)  # the expensive oracle
             if self.outer == "armijo":

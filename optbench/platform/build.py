@@ -21,9 +21,9 @@ from typing import Any, Literal, TypeVar, Union
 from hydra.utils import get_class, get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from optbench.algorithms.base import Algorithm
+from optbench.contracts.algorithm import Algorithm
+from optbench.contracts.problem import Problem
 from optbench.platform.errors import CompatibilityError, ConfigError
-from optbench.problems.base import Problem
 
 T = TypeVar("T")
 

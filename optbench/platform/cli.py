@@ -29,13 +29,9 @@ from optbench.platform.tuning import pruning_hook
 
 log = logging.getLogger("optbench")
 
-_last_run: RunSummary | None = None
-_last_uri: str | None = None
-
 
 def run_job(cfg: DictConfig) -> RunSummary:
     """The Hydra task: one job = one run (or a skip), summarised into the job's output dir."""
-    global _last_run
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
     choices = hc.runtime.choices
@@ -44,10 +40,8 @@ def run_job(cfg: DictConfig) -> RunSummary:
     name = f"{algorithm_name}@{problem_name}"
     if hc.job.override_dirname:
         name += f" {hc.job.override_dirname}"
-    global _last_uri
     try:
         tracker = make_tracker(cfg.tracking, cfg.experiment_name)
-        _last_uri = tracker.uri
         if not multirun:
             tracker.prepare()
         monitor = None
@@ -71,11 +65,10 @@ def run_job(cfg: DictConfig) -> RunSummary:
         raise Abort(exc) from None
     write_summary(summary, Path(hc.runtime.output_dir))
     log.info(summary.line())
-    _last_run = summary
     return summary
 
 
-def _print_run(summary: RunSummary) -> None:
+def _print_run(summary: RunSummary, uri: str | None) -> None:
     print(f"status: {summary.status.value} ({summary.stop_reason or summary.error})")
     if summary.status is not RunStatus.skipped:
         print(f"steps: {summary.steps}, algorithm time: {summary.time_s:.3f} s")
@@ -83,7 +76,7 @@ def _print_run(summary: RunSummary) -> None:
             if not key.startswith("oracle/"):
                 print(f"  {key:24s} {value:.6g}")
     if summary.run_id:
-        print(f"mlflow run: {summary.run_id} in {_last_uri}  (make ui to browse)")
+        print(f"mlflow run: {summary.run_id} in {uri}  (make ui to browse)")
 
 
 def _one_line(exc: BaseException) -> str:
@@ -156,28 +149,29 @@ def _guard(entry: Any) -> Any:
         if debug or not _raised_in_hydra(exc):
             raise
         _fail(" ".join(str(exc).split()))
+    except sweep.SweepFailed:
+        sys.exit(1)  # the sweep printed which runs failed
     except KeyboardInterrupt:
-        sweep.interrupted()
         _fail("interrupted: the current run is recorded as KILLED with what it had logged", 130)
 
 
 def main() -> None:
     """``optbench [overrides]`` / ``optbench -m [sweep overrides]``."""
-    global _last_run
     schema.register()
+    single: list[tuple[RunSummary, str | None]] = []  # a single run's outcome and store
 
     @hydra.main(config_path=str(paths.config_dir()), config_name="config", version_base="1.3")
     def app(cfg: DictConfig) -> RunSummary:
-        return run_job(cfg)
+        summary = run_job(cfg)
+        if HydraConfig.get().mode == RunMode.RUN:
+            single.append((summary, make_tracker(cfg.tracking, cfg.experiment_name).uri))
+        return summary
 
-    _last_run = None
-    sweep.last_outcome = None
-    _guard(app)
-    if sweep.last_outcome is not None:
-        sys.exit(1 if sweep.last_outcome.failed else 0)
-    if _last_run is not None:
-        _print_run(_last_run)
-        sys.exit(1 if _last_run.status is RunStatus.failed else 0)
+    _guard(app)  # a sweep ends here (exit 1 when it raised SweepFailed)
+    if single:
+        summary, uri = single[0]
+        _print_run(summary, uri)
+        sys.exit(1 if summary.status is RunStatus.failed else 0)
 
 
 def report_main(argv: list[str] | None = None) -> None:

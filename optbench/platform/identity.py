@@ -25,9 +25,10 @@ MAX_PARAM_VALUE = 6000
 
 def resolved(cfg: DictConfig) -> dict[str, Any]:
     """The config as plain containers, interpolations resolved, enums as their values."""
+    if "hydra" in cfg:  # Hydra's own node may hold values only a running job can resolve
+        cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     data = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     assert isinstance(data, dict)
-    data.pop("hydra", None)
     return data
 
 

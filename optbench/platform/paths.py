@@ -8,7 +8,6 @@ says otherwise (tests point it at a temporary directory).
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -36,14 +35,3 @@ def cache_dir() -> Path:
     path = runs_dir() / "cache"
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file beside it and an atomic rename: a
-    concurrent reader (another job of a parallel sweep) sees the old file or the new one, never
-    a part of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)

@@ -7,26 +7,20 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from optbench.platform import results
+from optbench.platform.errors import ConfigError
+from optbench.platform.results import RunStore, value_column
 from optbench.platform.schema import spec_value
-
-if TYPE_CHECKING:
-    from optbench.platform.report import Table
-    from optbench.platform.tracking import Tracker
-
-
-def _history(tracker: Tracker, run_id: str, key: str) -> pd.Series:
-    points = tracker.client.get_metric_history(run_id, key)  # type: ignore[attr-defined]
-    series = pd.Series({p.step: p.value for p in points}, dtype=float)
-    return series.sort_index()
+from optbench.platform.tables import Table, chosen_runs, success_mask
 
 
 def convergence_plot(
-    tracker: Tracker, frame: pd.DataFrame, table: Table, plot: Any, path: Path
+    store: RunStore, frame: pd.DataFrame, table: Table, plot: Any, path: Path
 ) -> None:
     """``plot.metric`` against step or time for each chosen configuration: mean over seeds,
     shaded between the seeds' min and max; one panel per row of the table."""
@@ -55,9 +49,9 @@ def convergence_plot(
                 ).to_numpy()
             curves = []
             for run_id in frame.loc[mask, "run_id"]:
-                y = _history(tracker, run_id, plot.metric)
+                y = results.series(store, run_id, plot.metric)
                 if plot.x != "step":
-                    x = _history(tracker, run_id, plot.x).reindex(y.index)
+                    x = results.series(store, run_id, plot.x).reindex(y.index)
                     y.index = x.to_numpy()
                 curves.append(y)
             if not curves:
@@ -105,8 +99,6 @@ def restrict(frame: pd.DataFrame, table: Table, where: Any) -> tuple[pd.DataFram
     """Runs and cells whose config keys take one of the values listed in ``where``."""
     if not where:
         return frame, table
-    from optbench.platform.errors import ConfigError
-
     keep = np.ones(len(frame), dtype=bool)
     cells = table.cells
     for key, values in where.items():
@@ -120,11 +112,9 @@ def restrict(frame: pd.DataFrame, table: Table, where: Any) -> tuple[pd.DataFram
 
 
 def draw(
-    tracker: Tracker, frame: pd.DataFrame, table: Table, plot: Any, success: Any, out_dir: Path
+    store: RunStore, frame: pd.DataFrame, table: Table, plot: Any, success: Any, out_dir: Path
 ) -> Path:
     """Draw ``plot`` (a ``PlotSpec``) into ``out_dir``; returns the PNG's path."""
-    from optbench.platform.errors import ConfigError
-
     kind = spec_value(plot, "kind")
     frame, table = restrict(frame, table, spec_value(plot, "where") or {})
     metric = spec_value(plot, "metric")
@@ -132,7 +122,7 @@ def draw(
         suffix = "_where" if spec_value(plot, "where") else ""
         name = f"convergence_{metric}_vs_{spec_value(plot, 'x')}{suffix}.png"
         path = out_dir / name.replace("/", "_")
-        convergence_plot(tracker, frame, table, plot, path)
+        convergence_plot(store, frame, table, plot, path)
         return path
     if kind in ("performance_profile", "data_profile"):
         if success is None:
@@ -216,8 +206,6 @@ def profile_plot(frame: pd.DataFrame, table: Table, plot: Any, success: Any, pat
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from optbench.platform.report import chosen_runs, success_mask, value_column
-
     kind = spec_value(plot, "kind")
     runs = chosen_runs(frame, table)
     solver = list(spec_value(plot, "solver") or table.columns)
@@ -266,9 +254,6 @@ def scaling_plot(frame: pd.DataFrame, table: Table, plot: Any, path: Path) -> No
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from optbench.platform.errors import ConfigError
-    from optbench.platform.report import chosen_runs, value_column
 
     runs = chosen_runs(frame, table)
     x = spec_value(plot, "x")

@@ -14,7 +14,6 @@ import time
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -35,24 +34,6 @@ def _progress(console: Console | None) -> Progress:
         console=console,
         transient=False,
     )
-
-
-def count_jobs(config: Any) -> int | None:
-    """How many jobs the sweep will launch, when the sweeper says in advance (basic: the
-    product of the sweep lists; Optuna: ``n_trials``)."""
-    sweeper = config.hydra.sweeper
-    target = str(sweeper.get("_target_", ""))
-    if "n_trials" in sweeper:
-        return int(sweeper.n_trials)
-    if not target.endswith("BasicSweeper"):
-        return None
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    params = sweeper.get("params") or {}
-    texts = [f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task)
-    overrides = OverridesParser.create().parse_overrides(texts)
-    return sum(len(batch) for batch in BasicSweeper.split_arguments(overrides, None))
 
 
 class SweepProgress:

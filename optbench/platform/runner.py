@@ -2,9 +2,11 @@
 
 1. resolve the config and its hash; skip the job if a FINISHED run with that hash exists
    (unless ``force``);
-2. open the tracked run (params, tags, resolved config artifact);
-3. resolve the device, seed Python/NumPy/torch, build problem and algorithm (keys and types
-   validated), refuse an incompatible pair, ``problem.setup(ctx)``;
+2. before anything is tracked: resolve the device, seed Python/NumPy/torch, build problem and
+   algorithm (keys and types validated), refuse an incompatible pair or a budget the problem
+   cannot serve, read the cross-run inputs the algorithm declares (``Algorithm.inputs``) from the
+   store and ``problem.setup(ctx)``; a user error here creates no run;
+3. open the tracked run (params, tags, resolved config artifact);
 4. iterate the algorithm under the budget; the first ``Progress`` is the starting point (step 0);
    every ``eval_every`` steps and at the end call ``problem.evaluate`` outside the algorithm clock;
 5. stop on ``max_steps``, target, the algorithm's convergence, NaN/inf in a metric (``diverged``),
@@ -16,7 +18,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import math
@@ -24,18 +25,19 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from optbench.algorithms.base import Algorithm
-from optbench.platform import paths
+from optbench.contracts.algorithm import Algorithm
+from optbench.contracts.context import RunContext
+from optbench.contracts.problem import Problem
+from optbench.platform import paths, results
 from optbench.platform.build import build, check_compatible
-from optbench.platform.context import RunContext
+from optbench.platform.cache import DiskCache
 from optbench.platform.devices import (
     configure_torch,
     resolve_device,
@@ -43,22 +45,15 @@ from optbench.platform.devices import (
     seed_everything,
 )
 from optbench.platform.errors import ConfigError, OptbenchError
-from optbench.platform.identity import (
-    NOT_IDENTITY,
-    as_params,
-    config_hash,
-    resolved,
-    unflatten_set,
-)
+from optbench.platform.identity import as_params, config_hash, resolved
+from optbench.platform.results import DESCRIBE, TAG
 from optbench.platform.tracking import (
-    TAG,
+    NullTracker,
     RunRecorder,
     RunStatus,
-    Tracker,
     environment_tags,
     progress_stride,
 )
-from optbench.problems.base import Problem
 
 log = logging.getLogger("optbench")
 
@@ -115,7 +110,16 @@ class _Outcome:
     steps: int
     time_s: float
     metrics: dict[str, float]
-    describe: dict[str, Any]
+
+
+@dataclass
+class _Prepared:
+    """A run ready to iterate: its problem (set up), algorithm and context."""
+
+    problem: Problem
+    algorithm: Algorithm
+    ctx: RunContext
+    setup_time_s: float
 
 
 def _finite(metrics: Mapping[str, float]) -> bool:
@@ -124,7 +128,7 @@ def _finite(metrics: Mapping[str, float]) -> bool:
 
 def execute(
     cfg: DictConfig,
-    tracker: Tracker,
+    tracker: NullTracker,
     *,
     name: str,
     problem_name: str,
@@ -137,25 +141,27 @@ def execute(
 ) -> RunSummary:
     """Run (or skip) the job described by the composed config ``cfg``.
 
-    A failure inside the run is recorded on the run and summarised; with ``reraise`` (single
-    runs), an ``OptbenchError`` is re-raised after being recorded so the CLI can print it.
-    ``local_dir`` receives a copy of the run's metrics before they are sent to the store.
-    ``on_evaluation(step, metrics)`` is called after every evaluation; returning True stops the
-    run as ``pruned`` (Optuna's pruners use it). ``monitor`` sees every step and evaluation.
+    A user error found before the run starts (a bad value, an incompatible pair, a missing data
+    file or input run) creates no tracked run: it is re-raised with ``reraise`` (single runs, so
+    the CLI prints it), else summarised as failed. A failure inside the run is recorded on the
+    run and summarised. ``local_dir`` receives a copy of the run's metrics before they are sent
+    to the store. ``on_evaluation(step, metrics)`` is called after every evaluation; returning
+    True stops the run as ``pruned`` (Optuna's pruners use it). ``monitor`` sees every step and
+    evaluation.
     """
     config = resolved(cfg)
     identity = config_hash(config)
     summary = RunSummary(name=name, status=RunStatus.skipped, config_hash=identity)
     if not cfg.force:
-        previous = tracker.find_finished(identity)
+        previous = results.finished_run(tracker, identity)
         if previous is not None:
             log.info("skip %s: FINISHED run %s has config hash %s", name, previous.run_id, identity)
             summary.run_id = previous.run_id
-            summary.stop_reason = f"already finished as {previous.tags.get(f'{TAG}status', '?')}"
+            summary.stop_reason = f"already finished as {previous.tag('status', '?')}"
             summary.metrics = {
-                k: v for k, v in previous.metrics.items() if not k.startswith("progress/")
+                k: v for k, v in previous.metrics.items() if not k.startswith(results.PROGRESS)
             }
-            summary.steps = int(previous.tags.get(f"{TAG}steps", 0))
+            summary.steps = int(previous.tag("steps", "0"))
             return summary
 
     tags = {
@@ -167,51 +173,42 @@ def execute(
         **environment_tags(),
     }
     stride = progress_stride(cfg.budget.max_steps, cfg.tracking.max_points_per_metric)
-    recorder = tracker.start_run(
-        name, as_params(config), tags, OmegaConf.to_yaml(config), parent_run_id, stride, local_dir
-    )
-    summary.run_id = recorder.run_id
 
-    def history(
-        changes: Mapping[str, Any],
-        key: str,
-        best_over: Sequence[str] = (),
-        metric: str | None = None,
-        goal: str = "min",
-    ) -> np.ndarray:
-        other = copy.deepcopy(config)
-        for dotted, value in changes.items():
-            unflatten_set(other, dotted, value)
-        wanted = " ".join(f"{k}={v}" for k, v in changes.items())
-        if not best_over:
-            found = tracker.find_finished(config_hash(other))
-            source = found.run_id if found else None
-        else:
-            if metric is None:
-                raise ConfigError("choosing the best of several runs needs a metric")
-            candidates = [
-                c
-                for c in tracker.find_finished_like(as_params(other), [*best_over, *NOT_IDENTITY])
-                if math.isfinite(c.metrics.get(metric, math.nan))
-                and c.tags.get(f"{TAG}status") == RunStatus.finished.value
-            ]
-            best = (min if goal == "min" else max)(
-                candidates, key=lambda c: c.metrics[metric], default=None
-            )
-            source = best.run_id if best else None
-            wanted += f" (the best {metric} over {', '.join(best_over)})"
-        if source is None:
-            raise ConfigError(
-                f"no FINISHED run of this config with {wanted} to read '{key}' from; run that "
-                "config first (in a sweep, list it before this one)"
-            )
-        log.info("reading '%s' of run %s (%s)", key, source, wanted)
-        return tracker.progress_series(source, key)
+    def open_run() -> RunRecorder:
+        recorder = tracker.start_run(
+            name,
+            as_params(config),
+            tags,
+            OmegaConf.to_yaml(config),
+            parent_run_id,
+            stride,
+            local_dir,
+        )
+        summary.run_id = recorder.run_id
+        return recorder
 
     try:
-        outcome = _drive(
-            cfg, recorder, history, problem_name, algorithm_name, on_evaluation, monitor
+        prepared = _prepare(cfg, config, tracker, problem_name, algorithm_name)
+    except OptbenchError as exc:
+        summary.status, summary.error = RunStatus.failed, str(exc)
+        if reraise:
+            raise
+        return summary
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # a bug in a problem's set-up: recorded on a run of its own
+        _finish_failed(
+            open_run(),
+            summary,
+            RunStatus.failed,
+            f"{type(exc).__name__}: {exc}",
+            traceback.format_exc(),
         )
+        return summary
+
+    recorder = open_run()
+    try:
+        outcome = _drive(cfg, prepared, recorder, on_evaluation, monitor)
     except KeyboardInterrupt:
         _finish_failed(recorder, summary, RunStatus.killed, "interrupted (Ctrl-C)")
         raise
@@ -231,10 +228,52 @@ def execute(
     end_tags = {
         f"{TAG}stop_reason": outcome.stop_reason,
         f"{TAG}steps": str(outcome.steps),
-        **{f"problem.{k}": str(v)[:5000] for k, v in outcome.describe.items()},
+        **{f"{DESCRIBE}{k}": str(v)[:5000] for k, v in prepared.problem.describe().items()},
     }
     recorder.finish(outcome.status, end_tags)
     return summary
+
+
+def _prepare(
+    cfg: DictConfig,
+    config: dict[str, Any],
+    tracker: NullTracker,
+    problem_name: str,
+    algorithm_name: str,
+) -> _Prepared:
+    """Everything before the run's first step; raises ``OptbenchError`` for a user error."""
+    budget = cfg.budget
+    if budget.max_steps < 0:
+        raise ConfigError(f"budget.max_steps: must be >= 0, got {budget.max_steps}")
+    if cfg.eval_every < 1:
+        raise ConfigError(f"eval_every: must be >= 1, got {cfg.eval_every}")
+    if budget.target.metric is not None and budget.target.value is None:
+        raise ConfigError(
+            f"budget.target.value: required with budget.target.metric={budget.target.metric}"
+        )
+    device = resolve_device(cfg.device.type.value)
+    dtype = resolve_dtype(cfg.device.dtype)
+    configure_torch(cfg.device.threads, cfg.device.deterministic)
+    seed_everything(cfg.seed)
+    problem = build(cfg.problem, Problem, "problem")
+    algorithm = build(cfg.algorithm, Algorithm, "algorithm")
+    check_compatible(problem, algorithm, problem_name, algorithm_name)
+    problem.check_budget(int(budget.max_steps))
+    inputs = {
+        wanted.name: results.read_input(tracker, config, wanted) for wanted in algorithm.inputs()
+    }
+    ctx = RunContext.create(
+        int(cfg.seed),
+        device=device,
+        dtype=dtype,
+        max_steps=int(budget.max_steps),
+        cache=DiskCache(paths.cache_dir()),
+        data_dir=paths.DATA_DIR,
+        inputs=inputs,
+    )
+    started = time.perf_counter()
+    problem.setup(ctx)
+    return _Prepared(problem, algorithm, ctx, time.perf_counter() - started)
 
 
 def _finish_failed(
@@ -296,38 +335,17 @@ class _Watchdog:
 
 def _drive(
     cfg: DictConfig,
+    prepared: _Prepared,
     recorder: RunRecorder,
-    history: Any,
-    problem_name: str,
-    algorithm_name: str,
     on_evaluation: EvaluationHook | None,
     monitor: Monitor | None,
 ) -> _Outcome:
     budget = OmegaConf.to_object(cfg.budget)  # plain values: DictConfig access is slow in loops
     eval_every = int(cfg.eval_every)
-    if budget.max_steps < 0:
-        raise ConfigError(f"budget.max_steps: must be >= 0, got {budget.max_steps}")
-    if eval_every < 1:
-        raise ConfigError(f"eval_every: must be >= 1, got {eval_every}")
-    device = resolve_device(cfg.device.type.value)
-    dtype = resolve_dtype(cfg.device.dtype)
-    configure_torch(cfg.device.threads, cfg.device.deterministic)
-    seed_everything(cfg.seed)
-    problem = build(cfg.problem, Problem, "problem")
-    algorithm = build(cfg.algorithm, Algorithm, "algorithm")
-    check_compatible(problem, algorithm, problem_name, algorithm_name)
-    ctx = RunContext.create(
-        device, dtype, cfg.seed, budget.max_steps, paths.cache_dir(), history=history
-    )
-    started = time.perf_counter()
-    problem.setup(ctx)
-    setup_time = time.perf_counter() - started
+    problem, algorithm, ctx = prepared.problem, prepared.algorithm, prepared.ctx
+    setup_time = prepared.setup_time_s
 
     target = budget.target if budget.target.metric is not None else None
-    if target is not None and target.value is None:
-        raise ConfigError(
-            f"budget.target.value: required with budget.target.metric={target.metric}"
-        )
     clock = 0.0
     steps = 0
     last_eval_step = -1
@@ -434,7 +452,7 @@ def _drive(
                 raise
         if status is RunStatus.finished and not _finite(last):
             status, reason = RunStatus.diverged, "non-finite evaluation metric"
-    return _Outcome(status, reason, steps, clock, last, problem.describe())
+    return _Outcome(status, reason, steps, clock, last)
 
 
 def write_summary(summary: RunSummary, directory: Path) -> None:

@@ -9,20 +9,27 @@ process through ``hydra.job.env_set`` (so it reaches joblib, Ray and SLURM worke
 At multirun end the summaries the jobs left in their output dirs are collected (this works for
 every launcher: jobs may run in other processes), counted by status and printed; failed runs are
 listed with their error. The parent run is closed with the counts as tags, and, if the
-experiment has a ``report:`` block with ``auto: true``, its report is written. ``last_outcome``
-tells the CLI whether anything failed (exit code 1).
+experiment has a ``report:`` block with ``auto: true``, its report is written. A sweep with a
+failed run then ends by raising ``SweepFailed`` (the CLI exits 1); Ctrl-C during the sweep closes
+the parent run as KILLED before the interrupt goes on.
+
+The grid (``expand_grid``) and the order jobs are launched in (``job_stages``: a run reading
+another run of the sweep comes after it) are used by the grid sweeper
+(``hydra_plugins.optbench_grid_sweeper``).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
 import logging
 import os
+import signal
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,11 +38,13 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from optbench.platform import paths, progress
-from optbench.platform.errors import Abort
+from optbench.platform.errors import Abort, ConfigError
+from optbench.platform.identity import NOT_IDENTITY, as_params, config_hash, resolved
+from optbench.platform.results import TAG
 from optbench.platform.runner import SUMMARY_FILE, RunSummary
 from optbench.platform.tracking import (
     PARENT_RUN_ENV,
-    TAG,
+    NullTracker,
     RunStatus,
     environment_tags,
     make_tracker,
@@ -69,22 +78,103 @@ class SweepOutcome:
         return self.missing > 0 or any(s.status is RunStatus.failed for s in self.summaries)
 
 
-last_outcome: SweepOutcome | None = None
-_active: tuple[Any, str] | None = None  # (tracker, parent run id) of the sweep in progress
+class SweepFailed(BaseException):
+    """Raised at the end of a sweep in which a run failed (a BaseException, so Hydra's callback
+    wrapper lets it through); carries the outcome to the CLI, which exits 1."""
+
+    def __init__(self, outcome: SweepOutcome) -> None:
+        super().__init__(f"{outcome.counts.get('failed', 0)} runs failed")
+        self.outcome = outcome
 
 
-def interrupted() -> None:
-    """Ctrl-C during a sweep: end its parent run as KILLED (a rerun resumes it)."""
-    global _active
-    if _active is not None:
-        tracker, parent = _active
-        _active = None
+def expand_grid(params: Mapping[str, Any] | None, arguments: Sequence[str]) -> list[list[str]]:
+    """The override lists of a grid sweep's jobs: every combination of the sweep overrides
+    (``a=1,2``, ``range(...)``, ``choice(...)``) of ``params`` (``hydra.sweeper.params``) and the
+    command line, in their order, with the fixed overrides in every job."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    texts = [f"{k}={v}" for k, v in (params or {}).items()] + list(arguments)
+    axes: dict[str, list[str]] = {}
+    for override in OverridesParser.create().parse_overrides(texts):
+        key = override.get_key_element()
+        if override.is_sweep_override():
+            if not override.is_discrete_sweep():
+                raise ConfigError(f"{key}: the grid sweeper takes lists, range() or choice()")
+            axes[key] = [f"{key}={v}" for v in override.sweep_string_iterator()]
+        else:
+            axes[key] = [f"{key}={override.get_value_element_as_str()}"]
+    return [list(job) for job in itertools.product(*axes.values())]
+
+
+def count_jobs(config: Any) -> int | None:
+    """How many jobs the sweep will launch, when the sweeper says in advance (the grid sweeper:
+    the product of the sweep lists; Optuna: ``n_trials``)."""
+    sweeper = config.hydra.sweeper
+    if "n_trials" in sweeper:
+        return int(sweeper.n_trials)
+    if not str(sweeper.get("_target_", "")).endswith("GridSweeper"):
+        return None
+    return len(expand_grid(sweeper.get("params"), list(config.hydra.overrides.task)))
+
+
+def job_stages(configs: Sequence[DictConfig]) -> list[list[int]]:
+    """The jobs of a sweep (their composed configs) in stages: a job whose algorithm declares an
+    input (``Algorithm.inputs``) that another job of the sweep provides is in a later stage than
+    that job. Within a stage the sweep's order is kept. A job whose algorithm cannot be built is
+    left in the first stage: it fails when it runs, with its own error."""
+    from optbench.contracts.algorithm import Algorithm
+    from optbench.platform.build import build
+
+    params = [as_params(resolved(c)) for c in configs]
+    hashes = [config_hash(resolved(c)) for c in configs]
+    depends: list[set[int]] = [set() for _ in configs]
+    for j, cfg in enumerate(configs):
         try:
-            tracker.close_sweep(
-                parent, {f"{TAG}sweep.interrupted": "true"}, failed=True, killed=True
-            )
-        except Exception as exc:  # the store may be what failed
-            log.warning("could not mark sweep run %s KILLED: %s", parent, exc)
+            inputs = build(cfg.algorithm, Algorithm, "algorithm").inputs()
+        except Exception:
+            continue
+        for wanted in inputs:
+            config = resolved(cfg)
+            ignore = [*wanted.best_over, *NOT_IDENTITY]
+            target = _with_changes(config, wanted.changes)
+            if wanted.best_over:
+                want = _without(as_params(target), ignore)
+                depends[j] |= {
+                    i for i, p in enumerate(params) if i != j and _without(p, ignore) == want
+                }
+            else:
+                identity = config_hash(target)
+                depends[j] |= {i for i, h in enumerate(hashes) if i != j and h == identity}
+    level: list[int | None] = [None] * len(configs)
+
+    def stage(j: int, seen: frozenset[int] = frozenset()) -> int:
+        if j in seen:
+            raise ConfigError("the sweep's cross-run inputs form a cycle")
+        if level[j] is None:
+            level[j] = 1 + max((stage(i, seen | {j}) for i in depends[j]), default=-1)
+        return level[j]  # type: ignore[return-value]
+
+    for j in range(len(configs)):
+        stage(j)
+    stages: dict[int, list[int]] = {}
+    for j, value in enumerate(level):
+        stages.setdefault(value or 0, []).append(j)
+    return [stages[k] for k in sorted(stages)]
+
+
+def _with_changes(config: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    from optbench.platform.identity import unflatten_set
+
+    other = json.loads(json.dumps(config, default=str))
+    for dotted, value in changes.items():
+        unflatten_set(other, dotted, value)
+    return other
+
+
+def _without(params: Mapping[str, str], ignore: Sequence[str]) -> dict[str, str]:
+    return {
+        k: v for k, v in params.items() if not any(k == i or k.startswith(f"{i}.") for i in ignore)
+    }
 
 
 def sweep_hash(config: DictConfig) -> str:
@@ -159,17 +249,17 @@ class SweepCallback(Callback):
 
     def __init__(self) -> None:
         self._parent: str | None = None
+        self._tracker: NullTracker | None = None
         self._sweep_dir: Path | None = None
         self._started = 0.0
         self._bar: progress.SweepProgress | None = None
+        self._previous_sigint: Any = None
 
     @abort_on_error
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        global last_outcome
-        last_outcome = None
         self._started = time.perf_counter()
         self._sweep_dir = Path(str(config.hydra.sweep.dir))
-        tracker = make_tracker(config.tracking, config.experiment_name)
+        tracker = self._tracker = make_tracker(config.tracking, config.experiment_name)
         tracker.prepare()
         overrides = " ".join(config.hydra.overrides.task)
         tags = {
@@ -189,27 +279,41 @@ class SweepCallback(Callback):
             job_env[PARENT_RUN_ENV] = self._parent
         pass_to_jobs(config, job_env)
         if self._parent:
-            global _active
-            _active = (tracker, self._parent)
             orphans = tracker.mark_orphans_killed(self._parent)
             if orphans:
                 log.info("marked %d runs KILLED that were still RUNNING from before", orphans)
+            self._previous_sigint = signal.signal(signal.SIGINT, self._interrupted)
         if progress.enabled():
-            self._bar = progress.SweepProgress(self._sweep_dir, progress.count_jobs(config)).start()
+            self._bar = progress.SweepProgress(self._sweep_dir, count_jobs(config)).start()
+
+    def _interrupted(self, signum: int, frame: Any) -> None:
+        """Ctrl-C: close the parent run as KILLED (a rerun resumes it), then interrupt."""
+        self._restore_sigint()
+        if self._tracker is not None and self._parent is not None:
+            try:
+                self._tracker.close_sweep(
+                    self._parent, {f"{TAG}sweep.interrupted": "true"}, failed=True, killed=True
+                )
+            except Exception as exc:  # the store may be what failed
+                log.warning("could not mark sweep run %s KILLED: %s", self._parent, exc)
+        raise KeyboardInterrupt
+
+    def _restore_sigint(self) -> None:
+        if self._previous_sigint is not None:
+            signal.signal(signal.SIGINT, self._previous_sigint)
+            self._previous_sigint = None
 
     @abort_on_error
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        global last_outcome, _active
-        _active = None
+        self._restore_sigint()
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
         assert self._sweep_dir is not None
         outcome = collect(self._sweep_dir) if self._sweep_dir.exists() else SweepOutcome()
         outcome.parent_run_id = self._parent
-        last_outcome = outcome
         print(format_outcome(outcome, time.perf_counter() - self._started), flush=True)
-        tracker = make_tracker(config.tracking, config.experiment_name)
+        tracker = self._tracker or make_tracker(config.tracking, config.experiment_name)
         count_tags = {f"{TAG}sweep.{k}": str(v) for k, v in outcome.counts.items()}
         tracker.close_sweep(self._parent, count_tags, failed=outcome.failed)
         report = config.get("report")
@@ -218,3 +322,5 @@ class SweepCallback(Callback):
 
             result = write_report(report, tracker, config.experiment_name)
             print(result.describe(), flush=True)
+        if outcome.failed:
+            raise SweepFailed(outcome)

@@ -1,7 +1,7 @@
 """Tracking: where runs, their params, tags, metrics and artifacts are recorded.
 
-``Tracker`` is the null tracker (``tracking=none``): runs are executed and summarised but nothing
-is stored and nothing can be resumed. ``MlflowTracker`` (the default) records into MLflow:
+``NullTracker`` (``tracking=none``): runs are executed and summarised but nothing is stored and
+nothing can be resumed. ``MlflowTracker`` (the default) records into MLflow:
 
 - one MLflow experiment per optbench experiment; one run per job, nested under a sweep's parent;
 - params: the resolved config flattened to dotted keys; tags under ``optbench.*`` (config hash,
@@ -9,7 +9,9 @@ is stored and nothing can be resumed. ``MlflowTracker`` (the default) records in
 - metrics sent with ``log_batch`` (one call per step is ~50x slower on sqlite); per-step progress
   metrics decimated to at most ``max_points_per_metric`` points per key, the full per-step series
   kept in the run's ``progress.csv`` artifact;
-- resume: a FINISHED run with the same config hash means the job is skipped.
+- read primitives (``search_runs``, ``metric_history``, ``read_artifact_csv``) for
+  ``optbench.platform.results``, which interprets stored runs; this module is the only one that
+  talks to MLflow.
 """
 
 from __future__ import annotations
@@ -19,17 +21,15 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import numpy as np
 import pandas as pd
 
 from optbench.platform.errors import ConfigError, TrackingError
+from optbench.platform.results import PROGRESS, PROGRESS_ARTIFACT, ROLE, TAG, StoredRun
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +40,7 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
-TAG = "optbench."
 PARENT_RUN_ENV = "OPTBENCH_PARENT_RUN_ID"
-PROGRESS_ARTIFACT = "progress.csv"
 METRICS_FILE = "metrics.csv"
 
 
@@ -60,16 +58,6 @@ class RunStatus(StrEnum):
     @property
     def mlflow_status(self) -> str:
         return {"failed": "FAILED", "killed": "KILLED"}.get(self.value, "FINISHED")
-
-
-@dataclass
-class FinishedRun:
-    """A FINISHED run found for a config hash: its id and its final metrics."""
-
-    run_id: str
-    metrics: dict[str, float]
-    tags: dict[str, str]
-    params: dict[str, str]
 
 
 class RunRecorder:
@@ -119,18 +107,15 @@ class RunRecorder:
             self.write_local(self.local_dir)
 
 
-class Tracker:
-    """The null tracker: nothing is stored, nothing is resumed."""
+class NullTracker:
+    """The null tracker (``tracking=none``): nothing is stored, nothing is resumed, no run can
+    be read back. ``MlflowTracker`` implements the same methods against MLflow."""
 
     enabled = False
     uri: str | None = None
 
     def prepare(self) -> None:
         """Create the store and the experiment (once, before any parallel job starts)."""
-
-    def find_finished(self, config_hash: str) -> FinishedRun | None:
-        """The latest FINISHED run with this config hash, if any (resume skips the job)."""
-        return None
 
     def start_run(
         self,
@@ -142,22 +127,12 @@ class Tracker:
         stride: int,
         local_dir: Path | None = None,
     ) -> RunRecorder:
+        """Open a run; its recorder takes the metrics and ends it."""
         return RunRecorder(stride, local_dir)
 
     def mark_orphans_killed(self, parent_run_id: str | None) -> int:
         """End as KILLED the children of ``parent_run_id`` still RUNNING (their process died)."""
         return 0
-
-    def find_finished_like(
-        self, params: Mapping[str, str], ignore: Collection[str]
-    ) -> list[FinishedRun]:
-        """FINISHED runs whose params equal ``params`` on every key but those in ``ignore`` (a
-        key is ignored if it is an entry of ``ignore`` or lies under one: ``a.b`` under ``a``)."""
-        return []
-
-    def progress_series(self, run_id: str, key: str) -> np.ndarray:
-        """The per-step progress series ``key`` of run ``run_id`` (its progress.csv)."""
-        raise ConfigError("reading another run's history needs a tracking store (tracking=none)")
 
     def open_sweep(self, sweep_hash: str, name: str, tags: dict[str, str]) -> str | None:
         """The parent run of a sweep: reopened if this sweep ran before, else created."""
@@ -168,24 +143,32 @@ class Tracker:
     ) -> None:
         """End a sweep's parent run (FAILED if any child failed, KILLED if interrupted)."""
 
-    def latest_sweep(self) -> str | None:
-        return None
+    def set_tags(self, run_id: str | None, tags: dict[str, str]) -> None:
+        """Add ``tags`` to run ``run_id``."""
 
     def log_artifacts(self, run_id: str | None, local_dir: Path, artifact_path: str) -> None:
         """Attach the files under ``local_dir`` to run ``run_id``."""
 
+    # -- read primitives (for optbench.platform.results) ----------------------------------------
+    def search_runs(self, filter_string: str, max_results: int | None = None) -> list[StoredRun]:
+        """Runs of the experiment matching an MLflow filter string, newest first."""
+        return []
 
-def make_tracker(tracking: Any, experiment_name: str) -> Tracker:
+    def metric_history(self, run_id: str, key: str) -> list[tuple[int, float]]:
+        """Every logged (step, value) of metric ``key`` of run ``run_id``."""
+        return []
+
+    def read_artifact_csv(self, run_id: str, path: str) -> pd.DataFrame:
+        """The CSV artifact ``path`` of run ``run_id``."""
+        raise ConfigError("tracking=none: no run can be read back (there is no store)")
+
+
+def make_tracker(tracking: Any, experiment_name: str) -> NullTracker:
     """The tracker a ``TrackingConfig`` (or its DictConfig) asks for."""
     backend = getattr(tracking.backend, "value", tracking.backend)
     if backend == "none":
-        return Tracker()
-    return MlflowTracker(
-        uri=str(tracking.uri),
-        experiment_name=experiment_name,
-        artifact_root=tracking.artifact_root,
-        max_points=int(tracking.max_points_per_metric),
-    )
+        return NullTracker()
+    return MlflowTracker(str(tracking.uri), experiment_name, tracking.artifact_root)
 
 
 def progress_stride(max_steps: int, max_points: int) -> int:
@@ -219,7 +202,7 @@ class MlflowRunRecorder(RunRecorder):
     def progress(self, step: int, time_s: float, metrics: dict[str, float]) -> None:
         super().progress(step, time_s, metrics)
         if step % self.stride == 0:
-            self._add(step, {f"progress/{k}": v for k, v in metrics.items()})
+            self._add(step, {f"{PROGRESS}{k}": v for k, v in metrics.items()})
 
     def evaluation(self, step: int, metrics: dict[str, float]) -> None:
         super().evaluation(step, metrics)
@@ -258,21 +241,19 @@ class MlflowRunRecorder(RunRecorder):
         self.client.set_terminated(self.run_id, status.mlflow_status)
 
 
-class MlflowTracker(Tracker):
+class MlflowTracker(NullTracker):
     """Records into MLflow at ``uri`` (sqlite file, or an http tracking server)."""
 
     enabled = True
 
-    def __init__(
-        self, uri: str, experiment_name: str, artifact_root: str | None, max_points: int
-    ) -> None:
+    def __init__(self, uri: str, experiment_name: str, artifact_root: str | None = None) -> None:
         self.uri = uri
         self.experiment_name = experiment_name
-        self.max_points = max_points
         self._artifact_root = artifact_root
         self._client: Any = None
         self._experiment_id: str | None = None
 
+    # -- store -----------------------------------------------------------------------------------
     # -- store -----------------------------------------------------------------------------------
     @property
     def sqlite_path(self) -> Path | None:
@@ -350,50 +331,61 @@ class MlflowTracker(Tracker):
             ) from None
 
     # -- runs ------------------------------------------------------------------------------------
-    def _search(self, filter_string: str, max_results: int = 1) -> list[Any]:
-        return self.client.search_runs(
-            [self.experiment_id],
-            filter_string=filter_string,
-            max_results=max_results,
-            order_by=["attributes.start_time DESC"],
-        )
+    # -- read primitives -------------------------------------------------------------------------
+    def _search(self, filter_string: str, max_results: int | None = None) -> list[Any]:
+        """MLflow runs of the experiment matching ``filter_string``, newest first (all pages)."""
+        runs: list[Any] = []
+        token = None
+        while True:
+            size = 5000 if max_results is None else min(5000, max_results - len(runs))
+            page = self.client.search_runs(
+                [self.experiment_id],
+                filter_string=filter_string,
+                max_results=size,
+                order_by=["attributes.start_time DESC"],
+                page_token=token,
+            )
+            runs.extend(page)
+            token = page.token
+            if not token or (max_results is not None and len(runs) >= max_results):
+                return runs
 
-    def find_finished(self, config_hash: str) -> FinishedRun | None:
-        runs = self._search(
-            f"tags.`{TAG}config_hash` = '{config_hash}' and tags.`{TAG}role` = 'run' "
-            "and attributes.status = 'FINISHED'"
-        )
-        return _finished(runs[0]) if runs else None
+    def search_runs(self, filter_string: str, max_results: int | None = None) -> list[StoredRun]:
+        return [
+            StoredRun(
+                run.info.run_id,
+                run.info.status,
+                run.info.start_time,
+                dict(run.data.params),
+                dict(run.data.metrics),
+                dict(run.data.tags),
+            )
+            for run in self._search(filter_string, max_results)
+        ]
 
-    def find_finished_like(
-        self, params: Mapping[str, str], ignore: Collection[str]
-    ) -> list[FinishedRun]:
-        def kept(values: Mapping[str, str]) -> dict[str, str]:
-            return {
-                k: v
-                for k, v in values.items()
-                if not any(k == i or k.startswith(f"{i}.") for i in ignore)
-            }
+    def metric_history(self, run_id: str, key: str) -> list[tuple[int, float]]:
+        return [(p.step, p.value) for p in self.client.get_metric_history(run_id, key)]
 
-        wanted = kept(params)
-        narrow = " and ".join(
-            f"params.`{k}` = '{v}'" for k, v in wanted.items() if k == "seed" and "'" not in v
-        )
-        found = self._search(
-            f"tags.`{TAG}role` = 'run' and attributes.status = 'FINISHED'"
-            + (f" and {narrow}" if narrow else ""),
-            max_results=50_000,
-        )
-        return [_finished(run) for run in found if kept(run.data.params) == wanted]
+    def read_artifact_csv(self, run_id: str, path: str) -> pd.DataFrame:
+        from mlflow.artifacts import download_artifacts
 
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                local = download_artifacts(
+                    run_id=run_id, artifact_path=path, dst_path=tmp, tracking_uri=self.uri
+                )
+            except Exception as exc:
+                raise TrackingError(f"run {run_id}: cannot read {path} ({exc})") from exc
+            return pd.read_csv(local)
+
+    # -- writes ----------------------------------------------------------------------------------
     def mark_orphans_killed(self, parent_run_id: str | None) -> int:
         if parent_run_id is None:
             return 0
         from mlflow.entities import RunTag
 
         orphans = self._search(
-            f"tags.`mlflow.parentRunId` = '{parent_run_id}' and attributes.status = 'RUNNING'",
-            max_results=10_000,
+            f"tags.`mlflow.parentRunId` = '{parent_run_id}' and attributes.status = 'RUNNING'"
         )
         for run in orphans:
             reason = "orphaned: still RUNNING when its sweep was started again"
@@ -414,7 +406,7 @@ class MlflowTracker(Tracker):
     ) -> RunRecorder:
         from mlflow.entities import Param
 
-        all_tags = {f"{TAG}role": "run", **tags}
+        all_tags = {ROLE: "run", **tags}
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
         run = self.client.create_run(self.experiment_id, run_name=name[:250], tags=all_tags)
@@ -423,37 +415,16 @@ class MlflowTracker(Tracker):
         self.client.log_text(run_id, config_yaml, "config.yaml")
         return MlflowRunRecorder(self.client, run_id, stride, local_dir)
 
-    def progress_series(self, run_id: str, key: str) -> np.ndarray:
-        from mlflow.artifacts import download_artifacts
-
-        with tempfile.TemporaryDirectory() as tmp:
-            try:
-                path = download_artifacts(
-                    run_id=run_id,
-                    artifact_path=PROGRESS_ARTIFACT,
-                    dst_path=tmp,
-                    tracking_uri=self.uri,
-                )
-            except Exception as exc:
-                raise TrackingError(
-                    f"run {run_id}: cannot read {PROGRESS_ARTIFACT} ({exc})"
-                ) from exc
-            frame = pd.read_csv(path)
-        if key not in frame:
-            raise ConfigError(f"run {run_id} has no progress metric '{key}'")
-        return frame[key].to_numpy(dtype=float)
-
-    # -- sweeps ----------------------------------------------------------------------------------
     def open_sweep(self, sweep_hash: str, name: str, tags: dict[str, str]) -> str | None:
         runs = self._search(
-            f"tags.`{TAG}sweep_hash` = '{sweep_hash}' and tags.`{TAG}role` = 'sweep'"
+            f"tags.`{TAG}sweep_hash` = '{sweep_hash}' and tags.`{ROLE}` = 'sweep'", 1
         )
         if runs:
             run_id = runs[0].info.run_id
             self.client.update_run(run_id, status="RUNNING")
             log.info("resuming sweep %s (parent run %s)", name, run_id)
             return run_id
-        all_tags = {f"{TAG}role": "sweep", f"{TAG}sweep_hash": sweep_hash, **tags}
+        all_tags = {ROLE: "sweep", f"{TAG}sweep_hash": sweep_hash, **tags}
         return self.client.create_run(
             self.experiment_id, run_name=name[:250], tags=all_tags
         ).info.run_id
@@ -470,18 +441,15 @@ class MlflowTracker(Tracker):
             run_id, "KILLED" if killed else "FAILED" if failed else "FINISHED"
         )
 
-    def latest_sweep(self) -> str | None:
-        runs = self._search(f"tags.`{TAG}role` = 'sweep'")
-        return runs[0].info.run_id if runs else None
+    def set_tags(self, run_id: str | None, tags: dict[str, str]) -> None:
+        if run_id is not None and tags:
+            from mlflow.entities import RunTag
+
+            self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
 
     def log_artifacts(self, run_id: str | None, local_dir: Path, artifact_path: str) -> None:
         if run_id is not None:
             self.client.log_artifacts(run_id, str(local_dir), artifact_path)
-
-
-def _finished(run: Any) -> FinishedRun:
-    data = run.data
-    return FinishedRun(run.info.run_id, dict(data.metrics), dict(data.tags), dict(data.params))
 
 
 def environment_tags() -> dict[str, str]:

@@ -13,12 +13,14 @@ from typing import Any
 
 import torch
 
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError
-from optbench.problems.base import FiniteSumProblem
+from optbench.contracts.context import RunContext
+from optbench.contracts.errors import ConfigError
+from optbench.contracts.finite_sum import FiniteSumProblem
 
 
 class LeastSquares(FiniteSumProblem):
+    headline = ("gap", "min")
+
     def __init__(
         self,
         n_samples: int = 200,
@@ -36,7 +38,7 @@ class LeastSquares(FiniteSumProblem):
         self.condition, self.noise, self.l2 = condition, noise, l2
 
     def setup(self, ctx: RunContext) -> None:
-        g = torch.Generator().manual_seed(ctx.seed)
+        g = torch.Generator().manual_seed(ctx.problem_random.integer_seed())
         scales = torch.logspace(0, -torch.log10(torch.tensor(self.condition)).item(), self.dim)
         A = torch.randn(self.n_samples, self.dim, generator=g, dtype=torch.float64) * scales
         x_true = torch.randn(self.dim, generator=g, dtype=torch.float64)

@@ -41,7 +41,6 @@ from typing import Any, Literal
 
 import numpy as np
 
-from optbench.algorithms.base import Progress
 from optbench.algorithms.constrained.common import (
     NLPAlgorithm,
     Point,
@@ -57,9 +56,10 @@ from optbench.algorithms.constrained.linalg import (
     rmatvec,
 )
 from optbench.algorithms.constrained.sketching import SketchSolver
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError
-from optbench.problems.base import NLPIterate, NLPProblem
+from optbench.contracts.algorithm import Progress
+from optbench.contracts.context import RunContext
+from optbench.contracts.errors import ConfigError
+from optbench.contracts.nlp import NLPIterate, NLPProblem
 
 
 def merit(point: Point, eta1: float, eta2: float) -> float:
@@ -142,7 +142,9 @@ class AdaSketchNewton(NLPAlgorithm):
         return (0.5 - self.beta) * eta2 / ((1 + eta1 + eta2) * upsilon**2 * psi**2)
 
     def iterate(self, problem: NLPProblem, ctx: RunContext) -> Iterator[Progress]:
-        solver = SketchSolver(ctx.rng, self.sketch, self.sampling, self.block_size)
+        solver = SketchSolver(
+            ctx.algorithm_random.numpy, self.sketch, self.sampling, self.block_size
+        )
         facts = JacobianFacts()
         eta1, eta2, delta = self.eta1, self.eta2, self.delta
         n = problem.n

@@ -33,7 +33,6 @@ from typing import Literal
 import numpy as np
 import scipy.sparse.linalg as spla
 
-from optbench.algorithms.base import Progress
 from optbench.algorithms.constrained.common import (
     NLPAlgorithm,
     Point,
@@ -46,9 +45,10 @@ from optbench.algorithms.constrained.linalg import (
     min_eig_sym,
     shift_to_positive_definite,
 )
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError
-from optbench.problems.base import NLPIterate, NLPProblem
+from optbench.contracts.algorithm import Progress
+from optbench.contracts.context import RunContext
+from optbench.contracts.errors import ConfigError
+from optbench.contracts.nlp import NLPIterate, NLPProblem
 
 
 class AugmentedLagrangian(NLPAlgorithm):

@@ -8,11 +8,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from optbench.algorithms.base import Algorithm, Progress
 from optbench.algorithms.constrained.linalg import rmatvec
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError
-from optbench.problems.base import NLPProblem, ProblemKind
+from optbench.contracts.algorithm import Algorithm, Progress
+from optbench.contracts.context import RunContext
+from optbench.contracts.errors import ConfigError
+from optbench.contracts.nlp import NLPProblem
+from optbench.contracts.problem import ProblemKind
 
 
 @dataclass

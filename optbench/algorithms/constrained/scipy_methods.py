@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 from scipy.optimize import NonlinearConstraint, minimize
 
-from optbench.algorithms.base import Progress
 from optbench.algorithms.constrained.common import NLPAlgorithm, check_positive
 from optbench.algorithms.constrained.linalg import compact, dense
-from optbench.platform.context import RunContext
-from optbench.problems.base import NLPIterate, NLPProblem
+from optbench.contracts.algorithm import Progress
+from optbench.contracts.context import RunContext
+from optbench.contracts.nlp import NLPIterate, NLPProblem, least_squares_multiplier
 
 
 def lockstep(solve: Callable[[Callable[[Any], None]], Any]) -> Iterator[Any]:
@@ -184,7 +184,7 @@ class ScipySLSQP(NLPAlgorithm):
             if any(key not in table for table in seen.values()):
                 return None
             grad, c, jac = (seen[name][key] for name in ("grad", "c", "jac"))
-            lam = problem.least_squares_multiplier(x, grad, jac)
+            lam = least_squares_multiplier(grad, jac)
             return float(np.hypot(np.linalg.norm(grad + jac.T @ lam), np.linalg.norm(c)))
 
         def solve(callback: Callable[[Any], None]) -> Any:

@@ -39,7 +39,6 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse.linalg as spla
 
-from optbench.algorithms.base import Progress
 from optbench.algorithms.constrained.common import (
     NLPAlgorithm,
     Point,
@@ -53,9 +52,10 @@ from optbench.algorithms.constrained.linalg import (
     matvec,
     modify_hessian,
 )
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError
-from optbench.problems.base import NLPIterate, NLPProblem
+from optbench.contracts.algorithm import Progress
+from optbench.contracts.context import RunContext
+from optbench.contracts.errors import ConfigError
+from optbench.contracts.nlp import NLPIterate, NLPProblem
 
 
 @dataclass

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from optbench.algorithms.inventory.training import EpochTraining
-from optbench.problems.base import InventoryProblem
+from optbench.contracts.inventory import InventoryProblem
 
 
 class HDPO(EpochTraining):

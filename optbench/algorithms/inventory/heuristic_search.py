@@ -18,11 +18,12 @@ from typing import Any, ClassVar
 
 import torch
 
-from optbench.algorithms.base import Algorithm, Progress
 from optbench.algorithms.inventory.training import build_policy
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError
-from optbench.problems.base import InventoryProblem, ParametricPolicy, ProblemKind
+from optbench.contracts.algorithm import Algorithm, Progress
+from optbench.contracts.context import RunContext
+from optbench.contracts.errors import ConfigError
+from optbench.contracts.inventory import InventoryProblem, ParametricPolicy
+from optbench.contracts.problem import ProblemKind
 
 INV_PHI = (math.sqrt(5) - 1) / 2
 

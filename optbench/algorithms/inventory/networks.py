@@ -27,8 +27,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from optbench.platform.errors import ConfigError
-from optbench.problems.base import InventorySpec, Observation
+from optbench.contracts.errors import ConfigError
+from optbench.contracts.inventory import InventorySpec, Observation
 
 Activation = Literal["elu", "relu", "tanh", "silu"]
 ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "tanh": nn.Tanh, "silu": nn.SiLU}

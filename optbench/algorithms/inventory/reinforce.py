@@ -23,9 +23,9 @@ from torch import nn
 
 from optbench.algorithms.inventory.networks import mlp, n_state_features, state_features
 from optbench.algorithms.inventory.training import EpochTraining
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError
-from optbench.problems.base import InventoryProblem, InventorySpec, Observation
+from optbench.contracts.context import RunContext
+from optbench.contracts.errors import ConfigError
+from optbench.contracts.inventory import InventoryProblem, InventorySpec, Observation
 
 
 class GaussianPolicy(nn.Module):
@@ -80,7 +80,7 @@ class Reinforce(EpochTraining):
         self.value_lr, self.normalize = value_lr, normalize_advantages
 
     def prepare(self, policy: nn.Module, problem: InventoryProblem, ctx: RunContext) -> nn.Module:
-        stochastic = GaussianPolicy(policy, problem.spec, self.init_std, ctx.generator)
+        stochastic = GaussianPolicy(policy, problem.spec, self.init_std, ctx.algorithm_random.torch)
         stochastic.record_states = self.baseline == "learned"
         if self.baseline == "learned":
             size = n_state_features(problem.spec) + 1

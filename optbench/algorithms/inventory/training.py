@@ -18,17 +18,18 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from optbench.algorithms.base import Algorithm, Progress
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError
-from optbench.problems.base import InventoryProblem, ParametricPolicy, ProblemKind
+from optbench.contracts.algorithm import Algorithm, Progress
+from optbench.contracts.context import RunContext
+from optbench.contracts.errors import ConfigError
+from optbench.contracts.inventory import InventoryProblem, ParametricPolicy
+from optbench.contracts.problem import ProblemKind
 
 PolicyFactory = Callable[..., Any]
 
 
 def build_policy(factory: PolicyFactory, problem: InventoryProblem, ctx: RunContext) -> nn.Module:
-    """``factory(spec=...)`` with its initial weights drawn from a seed taken from ctx.generator."""
-    seed = int(torch.randint(0, 2**62, (1,), generator=ctx.generator, device=ctx.device))
+    """``factory(spec=...)`` with its initial weights drawn from the algorithm's random stream."""
+    seed = ctx.algorithm_random.child("policy").integer_seed()
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -106,7 +107,7 @@ class EpochTraining(Algorithm):
         epoch = 0
         while True:
             epoch += 1
-            order = torch.randperm(n, generator=ctx.generator, device=ctx.device)
+            order = torch.randperm(n, generator=ctx.algorithm_random.torch, device=ctx.device)
             costs, norms = [], []
             for batch in order.split(self.batch_size):
                 loss, cost = self.batch_loss(trained, problem, batch)

@@ -1,11 +1,13 @@
 """Load-balancing algorithms for ``routing_stream`` problems.
 
 Each algorithm is a routing policy plus, for a learnable router, the training loop
-(``trainer.TrainerConfig``): one step draws a batch, routes it through the problem, (learnable
-router: takes an AdamW step on the task loss, plus the auxiliary loss for ``aux_loss``), hands the
-routed batch back to the problem to be scored, and updates the router from the loads the problem
-measured, so the update affects the next batch only. The solution is ``RoutingSolution(router,
-model)``; the problem evaluates it (held-out MaxVio, quality, perplexity).
+(``trainer.TrainerConfig``): one step draws a batch, routes it through the problem (which scores
+the routing itself), (learnable router: takes an AdamW step on the task loss, plus the auxiliary
+loss for ``aux_loss``), and updates the router from the loads of its own selection, so the update
+affects the next batch only. Progress metrics are the algorithm's own (step size, bias range,
+training loss); the routing's quality is the problem's to report. The solution is
+``RoutingSolution(router, model)``; the problem evaluates it (held-out MaxVio, quality,
+perplexity).
 
 - ``alf_lb``: auxiliary-loss-free load balancing (Wang et al. 2024), with the variants studied by
   Han and Zhong (2025): magnitude update, decaying step sizes;
@@ -18,11 +20,10 @@ model)``; the problem evaluates it (held-out MaxVio, quality, perplexity).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import torch
 
-from optbench.algorithms.base import Algorithm, Progress
 from optbench.algorithms.routing.losses import auxiliary_loss
 from optbench.algorithms.routing.routers import (
     BiasedRouter,
@@ -31,14 +32,11 @@ from optbench.algorithms.routing.routers import (
     OptimalRouter,
 )
 from optbench.algorithms.routing.trainer import TrainerConfig
-from optbench.platform.context import RunContext
-from optbench.platform.errors import CompatibilityError, ConfigError
-from optbench.problems.base import (
-    ProblemKind,
-    RoutedBatch,
-    RoutingSolution,
-    RoutingStreamProblem,
-)
+from optbench.contracts.algorithm import Algorithm, Progress
+from optbench.contracts.context import RunContext
+from optbench.contracts.errors import CompatibilityError, ConfigError
+from optbench.contracts.problem import ProblemKind
+from optbench.contracts.routing_stream import RoutedBatch, RoutingSolution, RoutingStreamProblem
 
 
 class RoutingAlgorithm(Algorithm):
@@ -46,9 +44,9 @@ class RoutingAlgorithm(Algorithm):
 
     accepts: ClassVar[frozenset[ProblemKind]] = frozenset({ProblemKind.ROUTING_STREAM})
 
-    def __init__(self, trainer: dict[str, Any] | None = None) -> None:
+    def __init__(self, trainer: TrainerConfig | None = None) -> None:
         #: the training recipe, used when the problem's router is learnable (moe_lm).
-        self.trainer = TrainerConfig.from_config(trainer)
+        self.trainer = trainer if trainer is not None else TrainerConfig()
 
     def check(self, problem: RoutingStreamProblem) -> None:
         """Refuse a problem instance this method cannot act on (beyond its kind)."""
@@ -89,9 +87,7 @@ class RoutingAlgorithm(Algorithm):
                 optimizer.step()
                 schedule.step()
                 metrics["loss"] = float(routed.loss.detach())
-            score = problem.score_batch(routed)
-            metrics.update(score.metrics)
-            metrics.update(router.update(score.loads))
+            metrics.update(router.update(routed.loads(problem.n_experts)))
             yield Progress(solution, metrics)
 
 
@@ -113,7 +109,7 @@ class AlfLb(RoutingAlgorithm):
         u: float = 0.001,
         update: Literal["sign", "magnitude"] = "sign",
         schedule: Literal["constant", "inv_sqrt", "inv"] = "constant",
-        trainer: dict[str, Any] | None = None,
+        trainer: TrainerConfig | None = None,
     ) -> None:
         super().__init__(trainer)
         if u <= 0:
@@ -137,7 +133,7 @@ class AuxLoss(RoutingAlgorithm):
         self,
         alpha: float = 0.001,
         normalize: bool = True,
-        trainer: dict[str, Any] | None = None,
+        trainer: TrainerConfig | None = None,
     ) -> None:
         super().__init__(trainer)
         if alpha < 0:
@@ -167,9 +163,7 @@ class CapacityDrop(RoutingAlgorithm):
         capacity_factor: > 0 (Switch Transformer: 1.0-1.25). trainer: the training recipe.
     """
 
-    def __init__(
-        self, capacity_factor: float = 1.25, trainer: dict[str, Any] | None = None
-    ) -> None:
+    def __init__(self, capacity_factor: float = 1.25, trainer: TrainerConfig | None = None) -> None:
         super().__init__(trainer)
         if capacity_factor <= 0:
             raise ConfigError(f"capacity_factor: must be > 0, got {capacity_factor}")

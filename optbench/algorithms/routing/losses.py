@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from optbench.problems.base import expert_loads
+from optbench.contracts.routing_stream import expert_loads
 
 
 def auxiliary_loss(

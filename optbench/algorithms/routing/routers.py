@@ -11,8 +11,7 @@ import math
 
 import torch
 
-from optbench.problems.base import Router, RoutingStreamProblem
-from optbench.problems.routing.assignment import capacity
+from optbench.contracts.routing_stream import Router, RoutingStreamProblem, capacity
 
 
 class GreedyRouter(Router):
@@ -43,7 +42,7 @@ class BiasedRouter(GreedyRouter):
     Zhong (2025), whose online analysis gives logarithmic expected regret for u_t ~ 1/t. The loads
     are those of the batch just routed, so the bias only affects the next batch. In Han and Zhong's
     reading b = -lambda, the capacity multipliers of the assignment LP, and the update is a
-    sign-subgradient step on its dual function (``optbench.problems.routing.assignment``).
+    sign-subgradient step on its dual function.
     """
 
     def __init__(

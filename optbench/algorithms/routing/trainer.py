@@ -11,16 +11,16 @@ uses this same recipe, so a comparison changes the balancing only: AdamW (Loshch
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 
-from optbench.platform.build import validate_arguments
-from optbench.platform.errors import ConfigError
+from optbench.contracts.errors import ConfigError
 
 
 class TrainerConfig:
-    """AdamW hyperparameters and schedule (see the module docstring)."""
+    """AdamW hyperparameters and schedule (see the module docstring); built from the algorithm's
+    ``trainer`` block (a node with this class as ``_target_``), so its messages name
+    ``trainer.<key>``."""
 
     def __init__(
         self,
@@ -33,24 +33,15 @@ class TrainerConfig:
         grad_clip: float = 1.0,
     ) -> None:
         if lr <= 0:
-            raise ConfigError(f"lr: must be > 0, got {lr}")
+            raise ConfigError(f"trainer.lr: must be > 0, got {lr}")
         if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
-            raise ConfigError(f"beta1, beta2: must be in [0, 1), got {beta1}, {beta2}")
+            raise ConfigError(f"trainer.beta1, beta2: must be in [0, 1), got {beta1}, {beta2}")
         if weight_decay < 0 or warmup_steps < 0 or grad_clip < 0:
-            raise ConfigError("weight_decay, warmup_steps, grad_clip: must be >= 0")
+            raise ConfigError("trainer.weight_decay, warmup_steps, grad_clip: must be >= 0")
         if not 0 <= min_lr_ratio <= 1:
-            raise ConfigError(f"min_lr_ratio: must be in [0, 1], got {min_lr_ratio}")
+            raise ConfigError(f"trainer.min_lr_ratio: must be in [0, 1], got {min_lr_ratio}")
         self.lr, self.betas, self.weight_decay = lr, (beta1, beta2), weight_decay
         self.warmup_steps, self.min_lr_ratio, self.grad_clip = warmup_steps, min_lr_ratio, grad_clip
-
-    @classmethod
-    def from_config(cls, values: dict[str, Any] | None) -> TrainerConfig:
-        """Build from the ``trainer`` block, keys and types checked (errors name ``trainer.*``)."""
-        checked = validate_arguments(cls, dict(values or {}), "trainer")
-        try:
-            return cls(**checked)
-        except ConfigError as exc:
-            raise ConfigError(f"trainer.{exc}") from None
 
     def factor(self, step: int, horizon: int) -> float:
         """Learning-rate multiplier at ``step`` (0-based) of ``horizon`` steps."""

@@ -6,9 +6,10 @@ one-warehouse setting of Alvo, Russo and Kanoria (Section 5.3). ``poisson``: D_i
 independent across stores (sigma_i = sqrt(mu_i)).
 
 A split is a fixed set of samples: demand traces (samples x periods x stores) and initial states,
-drawn from a torch generator seeded with a seed derived from the run's seed and the split's name,
-so every call to ``Split.chunks`` yields the same numbers. Long splits (the test split) are
-generated chunk by chunk on every pass instead of being stored.
+drawn from a torch generator seeded with the split's own seed (from the problem's random stream
+``ctx.problem_random.child(<split>)``), so every call to ``Split.chunks`` yields the same
+numbers. Long splits (the test split) are generated chunk by chunk on every pass instead of
+being stored.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from optbench.problems.base import InventorySpec
+from optbench.contracts.inventory import InventorySpec
 from optbench.problems.inventory.dynamics import NetworkState
 
 LAWS = ("normal", "poisson")
@@ -50,12 +51,6 @@ class DemandLaw:
             )
             z = np.sqrt(self.correlation) * common + np.sqrt(1 - self.correlation) * z
         return (mean + self.std * z).clamp(min=0)
-
-
-def split_seed(seed: int, split: str) -> int:
-    """A seed for ``split`` derived from the run's ``seed`` (independent streams per split)."""
-    state = np.random.SeedSequence([seed, SPLITS.index(split)]).generate_state(2, np.uint32)
-    return int(state[0]) << 31 | int(state[1]) >> 1
 
 
 def initial_state(spec: InventorySpec, n_samples: int, generator: torch.Generator) -> NetworkState:
@@ -89,7 +84,7 @@ def initial_state(spec: InventorySpec, n_samples: int, generator: torch.Generato
 
 
 class Split:
-    """The fixed samples of one split: initial states and demand traces."""
+    """The fixed samples of one split: initial states and demand traces, drawn from ``seed``."""
 
     def __init__(
         self,
@@ -103,7 +98,7 @@ class Split:
     ) -> None:
         self.name, self.spec, self.law = name, spec, law
         self.n_samples, self.n_periods, self.warmup = n_samples, n_periods, warmup
-        self.seed = split_seed(seed, name)
+        self.seed = seed
         generator = self._generator()
         self.initial = initial_state(spec, n_samples, generator)
         self.stored = n_samples * n_periods * spec.n_stores <= STORE_LIMIT

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from optbench.problems.base import InventorySpec, Observation
+from optbench.contracts.inventory import InventorySpec, Observation
 
 
 @dataclass

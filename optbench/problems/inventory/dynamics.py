@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from optbench.problems.base import InventoryPolicy, InventorySpec, Observation, Simulation
+from optbench.contracts.inventory import InventoryPolicy, InventorySpec, Observation, Simulation
 
 
 @dataclass

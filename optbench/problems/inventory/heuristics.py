@@ -28,8 +28,8 @@ from typing import Any, Literal
 import torch
 from scipy import stats
 
-from optbench.platform.errors import ConfigError
-from optbench.problems.base import InventorySpec, Observation, ParametricPolicy
+from optbench.contracts.errors import ConfigError
+from optbench.contracts.inventory import InventorySpec, Observation, ParametricPolicy
 
 FAMILIES = ("base_stock", "capped_base_stock", "echelon_stock")
 PARAMETRISATIONS = ("auto", "levels", "quantile")

@@ -23,21 +23,21 @@ reference policy simulated on the same test samples (common random numbers, far 
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import math
-import zipfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError
-from optbench.platform.paths import write_atomically
-from optbench.problems.base import InventoryPolicy, InventoryProblem, InventorySpec, Simulation
+from optbench.contracts.context import Cache, RunContext
+from optbench.contracts.errors import ConfigError
+from optbench.contracts.inventory import (
+    InventoryPolicy,
+    InventoryProblem,
+    InventorySpec,
+    Simulation,
+)
 from optbench.problems.inventory import dp, newsvendor
 from optbench.problems.inventory.demand import LAWS, SPLITS, DemandLaw, Split
 from optbench.problems.inventory.dynamics import Dynamics
@@ -45,7 +45,7 @@ from optbench.problems.inventory.heuristics import BaseStock, heuristic_policy
 from optbench.problems.inventory.tuning import coordinate_search
 
 REFERENCES = ("auto", "analytic", "dp", "heuristic", "none")
-CACHE_VERSION = "inventory-v1"
+CACHE_VERSION = "inventory-v2"
 
 
 def _range(name: str, values: list[float] | None, positive: bool = True) -> list[float] | None:
@@ -242,7 +242,14 @@ class InventoryNetwork(InventoryProblem):
         )
         law = DemandLaw(self.law, self.spec.demand_mean, self.spec.demand_std, self.correlation)
         self.splits = {
-            name: Split(name, self.spec, law, *self.sizes[name], seed=ctx.seed) for name in SPLITS
+            name: Split(
+                name,
+                self.spec,
+                law,
+                *self.sizes[name],
+                ctx.problem_random.child(name).integer_seed(),
+            )
+            for name in SPLITS
         }
         self.dynamics = Dynamics(self.spec)
         self._reference_setup(ctx)
@@ -336,7 +343,7 @@ class InventoryNetwork(InventoryProblem):
             self.ref_cost = float(np.mean([o.cost for o in optima]))
             facts["optimal_levels"] = [round(float(o.level), 4) for o in optima]
         elif kind == "dp":
-            optimum = self._solve_dp(ctx.cache_dir)
+            optimum = self._solve_dp(ctx.cache)
             policy = dp.TablePolicy(self.spec, optimum)
             self.ref_cost = optimum.gain
             facts.update(dp_states=len(optimum.states), dp_max_position=optimum.max_position)
@@ -351,60 +358,27 @@ class InventoryNetwork(InventoryProblem):
         facts.update(ref_cost=self.ref_cost, ref_test_cost=self.ref_test_cost)
         self._facts = facts
 
-    def _solve_dp(self, cache_dir: Path) -> dp.LostSalesOptimum:
+    def _solve_dp(self, cache: Cache) -> dp.LostSalesOptimum:
         s = self.store_params
         pmf, M = self._dp_bound()
         lead, h, p = int(s["lead"][0]), float(s["h"][0]), float(s["p"][0])
-        key = hashlib.sha256(
-            f"{CACHE_VERSION}|dp|{s['mean'][0]!r}|{lead}|{h!r}|{p!r}|{M}".encode()
-        ).hexdigest()[:20]
-        path = cache_dir / "inventory" / f"dp-{key}.npz"
-        try:
-            with np.load(path) as data:
-                return dp.LostSalesOptimum(
-                    float(data["gain"]),
-                    data["states"],
-                    data["orders"],
-                    int(data["max_position"]),
-                    int(data["iterations"]),
-                    float(data["span"]),
-                )
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-            pass  # absent or damaged: computed (again)
-        optimum = dp.solve_lost_sales(pmf, lead, h, p, M)
-        buffer = io.BytesIO()
-        np.savez(
-            buffer,
-            gain=optimum.gain,
-            states=optimum.states,
-            orders=optimum.orders,
-            max_position=optimum.max_position,
-            iterations=optimum.iterations,
-            span=optimum.span,
+        key = [CACHE_VERSION, "dp", float(s["mean"][0]), lead, h, p, M]
+        return cache.get_or_compute(
+            "inventory_dp", key, lambda: dp.solve_lost_sales(pmf, lead, h, p, M)
         )
-        write_atomically(path, buffer.getvalue())  # parallel jobs may share the entry
-        return optimum
 
     def _tuned_heuristic(self, ctx: RunContext) -> Any:
         policy = heuristic_policy(self.spec).to(ctx.device)
-        key_text = json.dumps(
-            [CACHE_VERSION, "heuristic", self.config, ctx.seed, str(ctx.dtype)],
-            sort_keys=True,
-            default=str,
-        )
-        key = hashlib.sha256(key_text.encode()).hexdigest()[:20]
-        path = ctx.cache_dir / "inventory" / f"heuristic-{key}.json"
-        try:
-            theta = json.loads(path.read_text())["theta"]
-        except (OSError, ValueError, KeyError):
-            theta = None  # absent or damaged: searched (again)
-        if theta is not None:
-            with torch.no_grad():
-                policy.theta.copy_(ctx.tensor(theta))
-            return policy
-        coordinate_search(policy, lambda pol: self.mean_cost(pol, "train"))
-        theta = policy.theta.detach().cpu().tolist()
-        write_atomically(path, json.dumps({"theta": theta}).encode())
+
+        def search() -> list[float]:
+            coordinate_search(policy, lambda pol: self.mean_cost(pol, "train"))
+            return policy.theta.detach().cpu().tolist()
+
+        # tuned on the train samples: the key names them by the train split's seed
+        key = [CACHE_VERSION, self.config, self.splits["train"].seed, str(ctx.dtype)]
+        theta = ctx.cache.get_or_compute("inventory_heuristic", key, search)
+        with torch.no_grad():
+            policy.theta.copy_(ctx.tensor(theta))
         return policy
 
     # -- scoring ---------------------------------------------------------------------------------

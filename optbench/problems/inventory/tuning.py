@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from scipy import optimize
 
-from optbench.problems.base import ParametricPolicy
+from optbench.contracts.inventory import ParametricPolicy
 
 
 @torch.no_grad()

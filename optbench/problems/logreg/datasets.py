@@ -1,6 +1,7 @@
 """LIBSVM binary classification files: the vendored sets by name, and a checked loader.
 
-Vendored under ``optbench/data/libsvm`` (provenance and checksums in its SOURCES.md). Files are
+Vendored under ``<data dir>/libsvm`` (``ctx.data_dir``: ``optbench/data``; provenance and
+checksums in its SOURCES.md). Files are
 parsed with scikit-learn's ``load_svmlight_file``; when it rejects a file, the file is scanned
 to name the first bad line, so a malformed file is a one-line ``DataError`` with file and line.
 """
@@ -14,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from optbench.platform.errors import ConfigError, DataError
-from optbench.platform.paths import DATA_DIR
+from optbench.contracts.errors import ConfigError, DataError
 
-LIBSVM_DIR = DATA_DIR / "libsvm"
+#: the folder of the vendored LIBSVM sets inside the data directory
+LIBSVM = "libsvm"
 
 
 @dataclass(frozen=True)
@@ -55,10 +56,13 @@ class LabelledData:
     sha256: str
 
 
-def resolve(dataset: str, key: str = "problem.dataset") -> tuple[Path, DatasetFiles | None]:
-    """A vendored name -> its train file (and registry entry); anything else is a file path."""
+def resolve(
+    dataset: str, data_dir: Path, key: str = "problem.dataset"
+) -> tuple[Path, DatasetFiles | None]:
+    """A vendored name -> its train file under ``data_dir`` (and registry entry); anything else
+    is a file path."""
     if dataset in VENDORED:
-        return LIBSVM_DIR / VENDORED[dataset].train, VENDORED[dataset]
+        return data_dir / LIBSVM / VENDORED[dataset].train, VENDORED[dataset]
     path = Path(dataset).expanduser()
     if path.exists():
         return path.resolve(), None

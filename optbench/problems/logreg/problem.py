@@ -7,14 +7,13 @@ the problem strongly convex when ``l2 > 0``); ``loss=squared`` replaces the log-
 (1/2)(x_i^T w - y_i)^2. The reference optimum f* comes from ``reference.cached_solve`` (the
 normal equations for the squared loss); ``evaluate`` reports the gap f(w) - f*.
 
-Besides the finite-sum oracles it offers the optional ones of ``optbench.problems.oracles``:
+Besides the finite-sum oracles it offers the optional ones of ``optbench.contracts.finite_sum``:
 per-sample gradients, the target space (the margins x_i^T w, one target per sample) and dense
 curvature matrices (Hessian = Gauss-Newton, the weighted Gauss-Newton bound, empirical Fisher).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -22,12 +21,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError
-from optbench.problems.base import FiniteSumProblem
+from optbench.contracts.context import RunContext
+from optbench.contracts.errors import ConfigError
+from optbench.contracts.finite_sum import CURVATURES, FiniteSumProblem, unknown_curvature
 from optbench.problems.logreg import datasets
 from optbench.problems.logreg.reference import cached_solve
-from optbench.problems.oracles import CURVATURES, unknown_curvature
 
 LOSSES = ("logistic", "squared")
 
@@ -45,6 +43,7 @@ class LogisticRegression(FiniteSumProblem):
         loss: ``logistic`` (default) or ``squared``.
     """
 
+    headline = ("gap", "min")
     n_targets = 1
 
     def __init__(
@@ -74,7 +73,8 @@ class LogisticRegression(FiniteSumProblem):
 
     # -- set-up ----------------------------------------------------------------------------------
     def setup(self, ctx: RunContext) -> None:
-        path, entry = datasets.resolve(self.dataset, "problem.dataset")
+        self._data_dir = ctx.data_dir
+        path, entry = datasets.resolve(self.dataset, ctx.data_dir, "problem.dataset")
         n_features = self.n_features or (entry.n_features if entry else None)
         train, classes = datasets.load(path, n_features)
         test_path = self._test_path(entry)
@@ -89,12 +89,11 @@ class LogisticRegression(FiniteSumProblem):
         if test is not None:
             self.X_test, self.y_test = ctx.tensor(self._design(test.X)), ctx.tensor(test.y)
 
-        identity = f"{train.sha256}|{X.shape[1]}|{self.bias}|{self.l2!r}|{self.reference_tol!r}"
+        key = ["v1", train.sha256, X.shape[1], self.bias, self.l2, self.reference_tol]
         if self.loss_kind == "squared":
-            identity = f"squared|{identity}"
-        key = hashlib.sha256(f"v1|{identity}".encode()).hexdigest()[:20]
+            key.append("squared")  # the logistic key stays as it was: its cache entries stay valid
         reference = cached_solve(
-            ctx.cache_dir, key, X, train.y, self.l2, self.reference_tol, self.loss_kind
+            ctx.cache, key, X, train.y, self.l2, self.reference_tol, self.loss_kind
         )
         self.f_star = reference["f_star"] if reference["converged"] else None
         self._facts = {
@@ -113,8 +112,8 @@ class LogisticRegression(FiniteSumProblem):
         if self.test is None or self.test.lower() in ("none", "null"):
             return None
         if self.test == "auto":
-            return datasets.LIBSVM_DIR / entry.test if entry and entry.test else None
-        return datasets.resolve(self.test, "problem.test")[0]
+            return self._data_dir / datasets.LIBSVM / entry.test if entry and entry.test else None
+        return datasets.resolve(self.test, self._data_dir, "problem.test")[0]
 
     def _design(self, X: np.ndarray) -> np.ndarray:
         return np.hstack([X, np.ones((X.shape[0], 1))]) if self.bias else X

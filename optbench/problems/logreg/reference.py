@@ -2,24 +2,22 @@
 
 f* is found by scipy's exact trust-region Newton method (``trust-exact``, Moré-Sorensen) in
 float64, polished by plain Newton steps where it stops short, to a gradient norm of ``tol``
-(1e-10 by default) — for the squared loss by solving the normal equations — and cached as JSON
-under
-``runs/cache/logreg_fstar/``, keyed by the data file's sha256 and the problem's parameters. If
+(1e-10 by default) — for the squared loss by solving the normal equations — and kept in the run
+context's cache (namespace ``logreg_fstar``), keyed by the data file's sha256 and the problem's
+parameters. If
 the solver cannot reach ``tol`` (separable data without an L2 term has no minimiser), no f* is
 reported and the problem logs no gap.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit
 
-from optbench.platform.paths import write_atomically
+from optbench.contracts.context import Cache
 
 
 def logistic_objective(
@@ -83,23 +81,16 @@ def solve_squared(X: np.ndarray, y: np.ndarray, l2: float, tol: float) -> dict[s
 
 
 def cached_solve(
-    cache_dir: Path,
-    key: str,
+    cache: Cache,
+    key: Any,
     X: np.ndarray,
     y: np.ndarray,
     l2: float,
     tol: float,
     loss: str = "logistic",
 ) -> dict[str, Any]:
-    """``solve`` once per ``key``; the JSON result is written atomically under ``cache_dir``."""
-    folder = cache_dir / "logreg_fstar"
-    folder.mkdir(parents=True, exist_ok=True)
-    file = folder / f"{key}.json"
-    if file.exists():
-        try:
-            return json.loads(file.read_text())
-        except (OSError, ValueError):
-            pass  # a damaged cache entry is recomputed
-    result = solve_squared(X, y, l2, tol) if loss == "squared" else solve(X, y, l2, tol)
-    write_atomically(file, json.dumps(result).encode())
-    return result
+    """``solve`` (``solve_squared`` for the squared loss) once per ``key`` (which must name the
+    data, the loss and every parameter)."""
+    if loss == "squared":
+        return cache.get_or_compute("logreg_fstar", key, lambda: solve_squared(X, y, l2, tol))
+    return cache.get_or_compute("logreg_fstar", key, lambda: solve(X, y, l2, tol))

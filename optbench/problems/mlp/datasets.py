@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from optbench.platform.errors import ConfigError
+from optbench.contracts.errors import ConfigError
 
 #: name -> scikit-learn loader function name (all bundled with the package).
 BUNDLED = {

@@ -58,6 +58,8 @@ class FlatNetwork:
         parts = []
         for rows, cols in self.shapes:
             bound = (cols - 1) ** -0.5
-            u = torch.rand(rows * cols, generator=generator, dtype=torch.float64)
+            u = torch.rand(
+                rows * cols, generator=generator, dtype=torch.float64, device=generator.device
+            )
             parts.append(((2 * u - 1) * bound).to(dtype))
         return torch.cat(parts)

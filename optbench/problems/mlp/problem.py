@@ -7,14 +7,12 @@ optimum f* of ``reference.solve`` and a ``gap`` metric; with hidden layers it is
 non-convex model of the finite-sum benchmarks (no f*; train/test loss and accuracy).
 
 Oracles in torch (autograd, ``torch.func``), counted as ``FiniteSumProblem`` says, plus the
-optional ones of ``optbench.problems.oracles``: per-sample gradients, the target space (the
+optional ones of ``optbench.contracts.finite_sum``: per-sample gradients, the target space (the
 logits), and dense curvature matrices (closed forms for softmax regression).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -22,13 +20,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError
-from optbench.platform.paths import write_atomically
-from optbench.problems.base import FiniteSumProblem
+from optbench.contracts.context import RunContext
+from optbench.contracts.errors import ConfigError
+from optbench.contracts.finite_sum import CURVATURES, FiniteSumProblem, unknown_curvature
 from optbench.problems.mlp import datasets, reference, softmax
 from optbench.problems.mlp.network import ACTIVATIONS, FlatNetwork
-from optbench.problems.oracles import CURVATURES, unknown_curvature
 
 
 class MLPClassifier(FiniteSumProblem):
@@ -83,7 +79,8 @@ class MLPClassifier(FiniteSumProblem):
         self.X, self.X_test = ctx.tensor(split.X_train), ctx.tensor(split.X_test)
         self.y = torch.as_tensor(split.y_train, device=ctx.device)
         self.y_test = torch.as_tensor(split.y_test, device=ctx.device)
-        self.x0 = self.net.initial_point(ctx.generator, ctx.dtype).to(ctx.device)
+        self.x0 = self.net.initial_point(ctx.problem_random.child("init").torch, ctx.dtype)
+        self.x0 = self.x0.to(ctx.device)
         self.convex = not self.hidden
         if self.convex:  # augmented features for the closed forms of softmax regression
             ones = torch.ones(self.n_samples, 1, dtype=ctx.dtype, device=ctx.device)
@@ -102,22 +99,15 @@ class MLPClassifier(FiniteSumProblem):
         }
 
     def _reference(self, ctx: RunContext, split: datasets.Split) -> None:
-        key = hashlib.sha256(
-            f"v1|{self.dataset}|{self.test_fraction!r}|{self.l2!r}|{self.reference_tol!r}".encode()
-        ).hexdigest()[:20]
-        path = ctx.cache_dir / "mlp_fstar" / f"{key}.json"
-        result = None
-        if path.exists():
-            try:
-                result = json.loads(path.read_text())
-            except (OSError, ValueError):
-                result = None  # a damaged cache entry is recomputed
-        if result is None:
-            X1 = np.hstack([split.X_train, np.ones((len(split.X_train), 1))])
-            result = reference.solve(
+        key = ["v1", self.dataset, self.test_fraction, self.l2, self.reference_tol]
+        X1 = np.hstack([split.X_train, np.ones((len(split.X_train), 1))])
+        result = ctx.cache.get_or_compute(
+            "mlp_fstar",
+            key,
+            lambda: reference.solve(
                 X1, split.y_train, split.n_classes, self.l2, self.reference_tol
-            )
-            write_atomically(path, json.dumps(result).encode())
+            ),
+        )
         self.f_star = result["f_star"] if result["converged"] else None
         self.f_star_grad_norm = result["grad_norm"]
 

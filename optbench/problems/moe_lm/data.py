@@ -8,11 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from optbench.platform.errors import DataError
-from optbench.platform.paths import DATA_DIR
+from optbench.contracts.errors import DataError
 
-TEXT_DIR = DATA_DIR / "text"
-#: vendored corpora and their sha256 (see optbench/data/text/SOURCES.md)
+#: vendored corpora (under ``<data dir>/text``) and their sha256 (see its SOURCES.md)
 VENDORED = {
     "tinyshakespeare": (
         "tinyshakespeare.txt",
@@ -31,11 +29,12 @@ class Corpus:
     sha256: str
 
 
-def resolve(name: str, key: str) -> tuple[Path, str | None]:
-    """The file of a vendored corpus name (and its expected sha256) or of a path."""
+def resolve(name: str, data_dir: Path, key: str) -> tuple[Path, str | None]:
+    """The file of a vendored corpus name under ``data_dir`` (and its expected sha256) or of a
+    path."""
     if name in VENDORED:
         file, sha = VENDORED[name]
-        return TEXT_DIR / file, sha
+        return data_dir / "text" / file, sha
     path = Path(name).expanduser()
     if not path.is_file():
         known = ", ".join(VENDORED)
@@ -43,9 +42,9 @@ def resolve(name: str, key: str) -> tuple[Path, str | None]:
     return path, None
 
 
-def load(name: str, key: str = "problem.data") -> Corpus:
+def load(name: str, data_dir: Path, key: str = "problem.data") -> Corpus:
     """Read and encode the corpus; ``DataError`` naming the file if it is missing or bad."""
-    path, expected = resolve(name, key)
+    path, expected = resolve(name, data_dir, key)
     try:
         raw = path.read_bytes()
     except OSError as exc:

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from optbench.problems.base import Router
+from optbench.contracts.routing_stream import Router
 
 
 def gate_weights(scores: torch.Tensor, selected: torch.Tensor) -> torch.Tensor:

@@ -12,9 +12,8 @@ training size): ``val_loss`` (nats per character), ``val_ppl`` = exp(val_loss), 
 (Wang et al. 2024: MaxVio of the loads summed over the validation set, averaged over the MoE
 layers; ``maxvio_global_max`` the worst layer), ``maxvio_heldout`` (mean per-batch MaxVio on the
 validation batches), ``idle_experts`` (experts with no validation token, mean over layers),
-``dropped``; and from the training history, ``maxvio_batch`` and ``train_loss``, their means over
-the training batches since the previous evaluation (the per-step series is the progress metric
-``maxvio_batch``).
+``dropped``; and from the training history that ``forward`` records, ``maxvio_batch`` and
+``train_loss``, their means over the training batches since the previous evaluation.
 """
 
 from __future__ import annotations
@@ -25,10 +24,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError, DataError
-from optbench.problems.base import (
-    BatchScore,
+from optbench.contracts.context import RunContext
+from optbench.contracts.errors import ConfigError, DataError
+from optbench.contracts.routing_stream import (
     Gate,
     RoutedBatch,
     Router,
@@ -100,7 +98,7 @@ class MoELanguageModelProblem(RoutingStreamProblem):
 
     # -- set-up ----------------------------------------------------------------------------------
     def setup(self, ctx: RunContext) -> None:
-        corpus = data.load(self.data)
+        corpus = data.load(self.data, ctx.data_dir)
         split = int(len(corpus.ids) * (1 - self.val_fraction))
         if min(split, len(corpus.ids) - split) < self.seq_len + 2:
             raise DataError(
@@ -111,8 +109,8 @@ class MoELanguageModelProblem(RoutingStreamProblem):
         self.train_ids, self.val_ids = ids[:split], ids[split:]
         self.vocab = corpus.vocab
         self.device, self.dtype = ctx.device, ctx.dtype
-        self._seed = int(ctx.rng.integers(2**62))
-        self._batches = torch.Generator(device=ctx.device).manual_seed(self._seed + 1)
+        self._model_seed = ctx.problem_random.child("model").integer_seed()
+        self._batches = ctx.problem_random.child("batches").torch
         available = (len(self.val_ids) - 1) // self.seq_len
         n_val = available if self.val_tokens == 0 else max(1, self.val_tokens // self.seq_len)
         n_val = min(n_val, available)
@@ -149,7 +147,7 @@ class MoELanguageModelProblem(RoutingStreamProblem):
             self.expert_hidden,
             self.gate,
         )
-        model.initialise(torch.Generator().manual_seed(self._seed))
+        model.initialise(torch.Generator().manual_seed(self._model_seed))
         return model.to(device=self.device, dtype=self.dtype)
 
     # -- the stream ------------------------------------------------------------------------------
@@ -176,25 +174,13 @@ class MoELanguageModelProblem(RoutingStreamProblem):
         inputs, targets = batch
         logits, scores, selected = model(inputs, router)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+        with torch.no_grad():  # the online record of the training batch (``maxvio_batch``)
+            self._history["maxvio"].append(float(max_violation(self._loads(selected)).mean()))
+            self._history["loss"].append(float(loss.detach()))
         return RoutedBatch(scores=scores, selected=selected, loss=loss)
 
     def _loads(self, selected: list[torch.Tensor]) -> torch.Tensor:
         return torch.stack([expert_loads(sel, self.n_experts) for sel in selected])
-
-    def score_batch(self, routed: RoutedBatch) -> BatchScore:
-        loads = self._loads(routed.selected)
-        maxvio = float(max_violation(loads).mean())
-        dropped = sum(float((sel < 0).sum()) for sel in routed.selected)
-        assignments = sum(sel.numel() for sel in routed.selected)
-        self._history["maxvio"].append(maxvio)
-        if routed.loss is not None:
-            self._history["loss"].append(float(routed.loss.detach()))
-        metrics = {
-            "maxvio_batch": maxvio,
-            "idle_experts": float((loads == 0).sum()) / self.n_layers,
-            "dropped": dropped / assignments,
-        }
-        return BatchScore(loads=loads, metrics=metrics)
 
     # -- scoring ---------------------------------------------------------------------------------
     @torch.no_grad()

@@ -18,14 +18,14 @@ from typing import Any
 import numpy as np
 from scipy.special import expit
 
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError
-from optbench.problems.base import NLPProblem
+from optbench.contracts.context import RunContext
+from optbench.contracts.errors import ConfigError
 from optbench.problems.logreg import datasets
 from optbench.problems.logreg.reference import logistic_hessian, logistic_objective
+from optbench.problems.nlp.scoring import ScoredNLP
 
 
-class ConstrainedLogReg(NLPProblem):
+class ConstrainedLogReg(ScoredNLP):
     """Logistic loss under ``A w = b`` and ``||w||^2 = 1``.
 
     Args:
@@ -52,7 +52,7 @@ class ConstrainedLogReg(NLPProblem):
 
     def setup(self, ctx: RunContext) -> None:
         self.check_context(ctx)
-        path, entry = datasets.resolve(self.dataset, "problem.dataset")
+        path, entry = datasets.resolve(self.dataset, ctx.data_dir, "problem.dataset")
         data, _ = datasets.load(path, entry.n_features if entry else None)
         self.X, self.y = data.X, data.y
         self.n_samples, self.n = self.X.shape
@@ -62,8 +62,9 @@ class ConstrainedLogReg(NLPProblem):
                 f"{self.n} variables (need n_linear < n)"
             )
         self.m = self.n_linear + 1
-        self.A = ctx.rng.standard_normal((self.n_linear, self.n))
-        self.b = ctx.rng.standard_normal(self.n_linear)
+        rng = ctx.problem_random.numpy
+        self.A = rng.standard_normal((self.n_linear, self.n))
+        self.b = rng.standard_normal(self.n_linear)
         self._facts = {
             "source": str(path),
             "sha256": data.sha256,

@@ -29,10 +29,10 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError, DataError
-from optbench.problems.base import NLPProblem
+from optbench.contracts.context import RunContext
+from optbench.contracts.errors import ConfigError, DataError
 from optbench.problems.nlp import s2mpj
+from optbench.problems.nlp.scoring import ScoredNLP
 
 #: Lagrangian Hessians are kept as a dense (m, n, n) stack of constraint Hessians up to this size.
 DENSE_STACK_LIMIT = 4_000_000
@@ -57,7 +57,7 @@ class _PointCache:
         return value
 
 
-class CutestProblem(NLPProblem):
+class CutestProblem(ScoredNLP):
     """A CUTEst problem ``min f(x) s.t. c(x) = 0``.
 
     Args:

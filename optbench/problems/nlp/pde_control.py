@@ -24,9 +24,9 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError
-from optbench.problems.base import NLPProblem
+from optbench.contracts.context import RunContext
+from optbench.contracts.errors import ConfigError
+from optbench.problems.nlp.scoring import ScoredNLP
 
 
 def laplacian(N: int) -> sp.csr_matrix:
@@ -44,7 +44,7 @@ def target_state(N: int) -> np.ndarray:
     return (np.sin(4 + scale * k)[:, None] + np.cos(3 + scale * k)[None, :]).ravel()
 
 
-class PDEControl(NLPProblem):
+class PDEControl(ScoredNLP):
     """min 1/2 ||w - w_true||^2 + 0.05 ||z||^2  s.t.  Delta_h w + z = 0 on an N x N grid.
 
     Args:

@@ -24,7 +24,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from optbench.platform.errors import ConfigError
+from optbench.contracts.errors import ConfigError
 
 _MODULE_PREFIX = "optbench_s2mpj_problems."
 

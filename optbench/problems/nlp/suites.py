@@ -1,4 +1,4 @@
-"""Named problem suites: lists of CUTEst problems, vendored under ``optbench/data/suites``.
+"""Named problem suites: lists of CUTEst problems, vendored under ``<data dir>/suites``.
 
 A suite file is a TSV with ``#`` comment lines and rows ``name  s2mpj  n  m``: the CUTEst name,
 the S2MPJ module (``-`` when S2MPJ has no translation), and the sizes the source paper used
@@ -8,13 +8,11 @@ the S2MPJ module (``-`` when S2MPJ has no translation), and the sizes the source
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from optbench.platform.errors import ConfigError, DataError
-from optbench.platform.paths import DATA_DIR
+from optbench.contracts.errors import ConfigError, DataError
 
-SUITES_DIR = DATA_DIR / "suites"
-
-#: suite name -> file under ``optbench/data/suites``
+#: suite name -> file under ``<data dir>/suites``
 SUITES = {"adasketch47": "adasketch_cutest47.tsv"}
 
 
@@ -30,11 +28,11 @@ class SuiteEntry:
         return self.s2mpj is not None
 
 
-def load_suite(suite: str) -> list[SuiteEntry]:
-    """The entries of a vendored suite, in file order."""
+def load_suite(suite: str, data_dir: Path) -> list[SuiteEntry]:
+    """The entries of a vendored suite (in ``data_dir``, e.g. ``ctx.data_dir``), in file order."""
     if suite not in SUITES:
         raise ConfigError(f"suite: unknown suite '{suite}' (known: {', '.join(SUITES)})")
-    path = SUITES_DIR / SUITES[suite]
+    path = data_dir / "suites" / SUITES[suite]
     entries = []
     for number, raw in enumerate(path.read_text().splitlines(), start=1):
         line = raw.strip()

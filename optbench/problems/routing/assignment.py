@@ -22,7 +22,6 @@ sign-subgradient method on D: the gradient of D is load_i - C.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +29,7 @@ import scipy.sparse as sp
 import torch
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
-from optbench.platform.errors import ConfigError
+from optbench.contracts.errors import ConfigError
 
 
 @dataclass
@@ -41,11 +40,6 @@ class Assignment:
     selected: torch.Tensor
     objective: float
     bias: np.ndarray
-
-
-def capacity(n_tokens: int, n_experts: int, top_k: int, capacity_factor: float) -> int:
-    """Per-expert capacity ceil(capacity_factor T K / N) (Switch/GShard's expert capacity)."""
-    return math.ceil(capacity_factor * n_tokens * top_k / n_experts - 1e-9)
 
 
 def _matrices(n_tokens: int, n_experts: int) -> tuple[sp.csr_matrix, sp.csr_matrix]:

@@ -1,10 +1,11 @@
 """``routing_stream``: route a synthetic stream of router scores to experts (fixed scores).
 
 The stream (``stream.ScoreStream``) has Zipf-like expert popularity, token clusters and drift.
-One runner step is one batch of ``batch_size`` tokens. The problem scores every routed batch
-(loads, MaxVio, idle experts, quality = routed score sum / unconstrained top-K score sum) and keeps
-that online history; ``evaluate`` adds the held-out view of the current router (``heldout_batches``
-fresh batches drawn at the current stream time; loads summed over them give ``maxvio_global``)
+One runner step is one batch of ``batch_size`` tokens. The problem scores every routed training
+batch in ``forward`` (loads, MaxVio, quality = routed score sum / unconstrained top-K score sum)
+and keeps that online history; ``evaluate`` adds the held-out view of the current router
+(``heldout_batches`` fresh batches drawn at the current stream time; loads summed over them give
+``maxvio_global``)
 and the comparison with the exact balanced optimum of each batch (``assignment``, HiGHS), whose
 capacity is ceil(capacity_factor T K / N):
 
@@ -15,34 +16,31 @@ capacity is ceil(capacity_factor T K / N):
   that exceeds capacity can score above OPT, so read it with ``violation`` (the cumulative fraction
   of assignments over capacity) and ``overflow`` (the same on the held-out set).
 
-Optimal values are cached on disk (``runs/cache/routing_lp``) by instance, so every algorithm run on
-the same stream and seed shares them. ``repeat_batch=true`` serves the same batch at every step:
-the deterministic setting of Han and Zhong (2025); the held-out set is then that batch.
+Optimal values are kept in the run context's cache (namespace ``routing_lp``) by instance, so
+every algorithm run on the same stream and seed shares them. ``repeat_batch=true`` serves the
+same batch at every step: the deterministic setting of Han and Zhong (2025); the held-out set is
+then that batch.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError
-from optbench.platform.paths import write_atomically
-from optbench.problems.base import (
-    BatchScore,
+from optbench.contracts.context import RunContext
+from optbench.contracts.errors import ConfigError
+from optbench.contracts.routing_stream import (
     Gate,
     RoutedBatch,
     Router,
     RoutingSolution,
     RoutingStreamProblem,
+    capacity,
     expert_loads,
     max_violation,
 )
-from optbench.problems.routing.assignment import Assignment, capacity, optimal_assignment
+from optbench.problems.routing.assignment import Assignment, optimal_assignment
 from optbench.problems.routing.stream import ScoreStream
 
 
@@ -108,9 +106,8 @@ class RoutingStream(RoutingStreamProblem):
 
     # -- set-up ----------------------------------------------------------------------------------
     def setup(self, ctx: RunContext) -> None:
-        seed = int(ctx.rng.integers(2**62))
-        self.stream = ScoreStream(
-            seed,
+        stream = (
+            ctx.problem_random.integer_seed(),
             self.n_experts,
             self.batch_size,
             self.dim,
@@ -120,32 +117,12 @@ class RoutingStream(RoutingStreamProblem):
             self.drift,
             self.affinity,
             self.gate,
-            ctx.device,
-            ctx.dtype,
         )
-        identity = json.dumps(
-            [
-                "v1",
-                seed,
-                self.n_experts,
-                self.top_k,
-                self.batch_size,
-                self.dim,
-                self.n_clusters,
-                self.skew,
-                self.cluster_spread,
-                self.drift,
-                self.affinity,
-                self.gate,
-                self.capacity,
-                str(ctx.dtype),
-                ctx.device.type,
-            ]
-        )
-        key = hashlib.sha256(identity.encode()).hexdigest()[:24]
-        self._cache_path = ctx.cache_dir / "routing_lp" / f"{key}.json"
-        self._optima: dict[str, float] = _read_json(self._cache_path)
-        self._new_optima = False
+        self.stream = ScoreStream(*stream, ctx.device, ctx.dtype)
+        self._cache = ctx.cache
+        # the instance the cached optima belong to
+        self._instance = ["v2", *stream, self.top_k, self.capacity, str(ctx.dtype), ctx.device.type]
+        self._optima: dict[str, float] = {}  # in front of the cache, for this run
         self.served = 0  # training batches served
         self._history: dict[str, list[float]] = {
             k: [] for k in ("index", "maxvio", "quality", "achieved", "topk", "overflow")
@@ -160,7 +137,6 @@ class RoutingStream(RoutingStreamProblem):
             "batch_size": self.batch_size,
             "reference_capacity": self.capacity,
             "gate": self.gate,
-            "lp_cache": str(self._cache_path),
         }
 
     # -- the stream ------------------------------------------------------------------------------
@@ -179,7 +155,19 @@ class RoutingStream(RoutingStreamProblem):
     def forward(
         self, batch: torch.Tensor, router: Router, model: torch.nn.Module | None = None
     ) -> RoutedBatch:
-        return RoutedBatch(scores=[batch], selected=[router.select(batch, 0)])
+        """Route the last batch served and record its scoring in the online history."""
+        selected = router.select(batch, 0)
+        m = self._measure(batch, selected)
+        for key, value in (
+            ("index", self._current),
+            ("maxvio", m["maxvio"]),
+            ("quality", m["achieved"] / m["topk"]),
+            ("achieved", m["achieved"]),
+            ("topk", m["topk"]),
+            ("overflow", m["overflow"]),
+        ):
+            self._history[key].append(float(value))
+        return RoutedBatch(scores=[batch], selected=[selected])
 
     def _measure(self, scores: torch.Tensor, selected: torch.Tensor) -> dict[str, Any]:
         loads = expert_loads(selected, self.n_experts)
@@ -196,27 +184,6 @@ class RoutingStream(RoutingStreamProblem):
             "overflow": float((loads - self.capacity).clamp_min(0).sum()) / assignments,
         }
 
-    def score_batch(self, routed: RoutedBatch) -> BatchScore:
-        """Score the routed form of the last batch served and record it in the history."""
-        m = self._measure(routed.scores[0], routed.selected[0])
-        quality = m["achieved"] / m["topk"]
-        for key, value in (
-            ("index", self._current),
-            ("maxvio", m["maxvio"]),
-            ("quality", quality),
-            ("achieved", m["achieved"]),
-            ("topk", m["topk"]),
-            ("overflow", m["overflow"]),
-        ):
-            self._history[key].append(float(value))
-        metrics = {
-            "maxvio_batch": m["maxvio"],
-            "idle_experts": m["idle"],
-            "quality": quality,
-            "dropped": m["dropped"],
-        }
-        return BatchScore(loads=m["loads"].unsqueeze(0), metrics=metrics)
-
     # -- the exact reference ---------------------------------------------------------------------
     def optimal_routing(self, scores: torch.Tensor, capacity_factor: float = 1.0) -> Assignment:
         if not self._evaluating:  # evaluation is uncounted
@@ -227,10 +194,14 @@ class RoutingStream(RoutingStreamProblem):
     def _optimum(self, split: str, time: int, index: int, scores: torch.Tensor | None) -> float:
         key = f"{split}:{time}:{index}"
         if key not in self._optima:
-            if scores is None:
-                scores = self.stream.batch(split, time, index)
-            self._optima[key] = optimal_assignment(scores, self.top_k, self.capacity).objective
-            self._new_optima = True
+
+            def solve() -> float:
+                batch = self.stream.batch(split, time, index) if scores is None else scores
+                return optimal_assignment(batch, self.top_k, self.capacity).objective
+
+            self._optima[key] = self._cache.get_or_compute(
+                "routing_lp", [*self._instance, key], solve
+            )
         return self._optima[key]
 
     # -- scoring ---------------------------------------------------------------------------------
@@ -278,9 +249,6 @@ class RoutingStream(RoutingStreamProblem):
             "overflow": sums["over"] / n,
         }
         metrics.update(self._online())
-        if self._new_optima:
-            _merge_json(self._cache_path, self._optima)
-            self._new_optima = False
         return metrics
 
     def _online(self) -> dict[str, float]:
@@ -308,16 +276,3 @@ class RoutingStream(RoutingStreamProblem):
             metrics["regret_per_batch"] = mean
             metrics["regret"] = mean * served
         return metrics
-
-
-def _read_json(path: Path) -> dict[str, float]:
-    try:
-        return {str(k): float(v) for k, v in json.loads(path.read_text()).items()}
-    except (OSError, ValueError, AttributeError):
-        return {}
-
-
-def _merge_json(path: Path, values: dict[str, float]) -> None:
-    """Add ``values`` to the JSON cache at ``path`` (atomic replace; concurrent writers only
-    lose entries, which are then recomputed)."""
-    write_atomically(path, json.dumps({**_read_json(path), **values}).encode())

@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError
+from optbench.contracts.context import RunContext
+from optbench.contracts.errors import ConfigError
 from optbench.problems.sor_sequence.grids import HeatGrid, kappa
 from optbench.problems.sor_sequence.kernels import SplitCSR, pcg_solve
 from optbench.problems.sor_sequence.sequence import SolverSequence
@@ -86,8 +86,9 @@ class HeatEquation(SolverSequence):
     """SSOR-PCG along a Crank-Nicolson heat simulation; cost = CG iterations; context = kappa.
 
     Args:
+        n_instances: the number of time steps (the paper: 5000); one runner step solves one.
         nx: cells per side ((nx - 1)^2 unknowns); the paper uses 25, 50, 100, 200, 400.
-        dt: the time step (the paper: 0.001, 5000 steps; the steps are budget.max_steps).
+        dt: the time step (the paper: 0.001).
         omega_min, omega_max, n_omegas: the grid of the best-fixed-omega baseline.
         golden_steps: evaluations of the per-instance golden-section search.
         tol, max_iterations: CG's stopping rule ``||r|| <= tol ||b||`` and iteration cap.
@@ -95,6 +96,7 @@ class HeatEquation(SolverSequence):
 
     def __init__(
         self,
+        n_instances: int = 1000,
         nx: int = 50,
         dt: float = 0.001,
         omega_min: float = 1.0,
@@ -104,7 +106,7 @@ class HeatEquation(SolverSequence):
         tol: float = 1e-8,
         max_iterations: int = 10000,
     ) -> None:
-        super().__init__(omega_min, omega_max, n_omegas, tol, max_iterations)
+        super().__init__(n_instances, omega_min, omega_max, n_omegas, tol, max_iterations)
         if nx < 3:
             raise ConfigError(f"nx: must be >= 3, got {nx}")
         if dt <= 0:
@@ -114,14 +116,13 @@ class HeatEquation(SolverSequence):
         self.nx, self.dt, self.golden_steps = nx, dt, golden_steps
 
     def setup(self, ctx: RunContext) -> None:
-        self.n_instances = ctx.max_steps
+        super().setup(ctx)
         self.grid = HeatGrid(self.nx)
         self.base = SplitCSR.from_matrix(self.grid.L)
-        self.kappas = np.asarray(kappa((np.arange(ctx.max_steps) + 0.5) * self.dt), dtype=float)
-        if ctx.max_steps:
-            self.context_range = (float(self.kappas.min()), float(self.kappas.max()))
+        times = (np.arange(self.n_instances) + 0.5) * self.dt
+        self.kappas = np.asarray(kappa(times), dtype=float)
+        self.context_range = (float(self.kappas.min()), float(self.kappas.max()))
         self._u = self.grid.initial()
-        self._cache_dir = ctx.cache_dir
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -129,7 +130,6 @@ class HeatEquation(SolverSequence):
             "nx": self.nx,
             "dt": self.dt,
             "instances": self.n_instances,
-            "cache": str(self.cache_file()),
         }
 
     # -- instances -------------------------------------------------------------------------------

@@ -20,7 +20,8 @@ preconditioner is ``M = (D + omega L) D^{-1} (D + omega L)^T / (omega (2 - omega
 sec. 10.2; A symmetric); ``omega = 0`` means no preconditioner (plain CG).
 
 The C source below is compiled once per machine with the system C compiler (``cc``, or
-``$CC``) into ``runs/cache/sor_kernels/`` (keyed by the source's hash) and loaded with ctypes.
+``$CC``) once per machine through the run context's cache (namespace ``sor_kernels``, keyed by
+the source's hash) and loaded with ctypes.
 IEEE semantics are kept (``-O3 -ffp-contract=off``, no fast-math), so results are the same on
 every x86-64 machine. Without a compiler the plain scipy implementations in ``reference`` are
 used instead (same counts, much slower) and a warning says so.
@@ -40,6 +41,8 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+
+from optbench.contracts.context import Cache, MemoryCache
 
 log = logging.getLogger("optbench")
 
@@ -256,37 +259,30 @@ _lib: ctypes.CDLL | None = None
 _unavailable: str | None = None
 
 
-def _compile(folder: Path) -> Path:
-    digest = hashlib.sha256(SOURCE.encode()).hexdigest()[:16]
-    target = folder / f"sor_kernels_{digest}.so"
-    if target.exists():
-        return target
+def _build(target: Path) -> None:
+    """Compile ``SOURCE`` into the shared library ``target``."""
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
         raise RuntimeError("no C compiler (cc/gcc, or $CC) found")
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "sor_kernels.c"
         src.write_text(SOURCE)
-        out = Path(tmp) / "sor_kernels.so"
         flags = ["-O3", "-ffp-contract=off", "-fPIC", "-shared"]
-        cmd = [compiler, *flags, str(src), "-o", str(out), "-lm"]
+        cmd = [compiler, *flags, str(src), "-o", str(target), "-lm"]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"compiling the SOR kernels failed: {done.stderr.strip()[:500]}")
-        os.replace(out, target)
-    return target
 
 
-def library() -> ctypes.CDLL | None:
-    """The compiled kernels (compiled on first use), or None when no compiler is available."""
+def load(cache: Cache) -> ctypes.CDLL | None:
+    """The compiled kernels, compiled once per machine through ``cache`` (a problem's
+    ``setup`` passes ``ctx.cache``), or None when no C compiler is available."""
     global _lib, _unavailable
     if _lib is not None or _unavailable is not None:
         return _lib
-    from optbench.platform.paths import cache_dir
-
+    key = {"source": hashlib.sha256(SOURCE.encode()).hexdigest(), "cc": os.environ.get("CC")}
     try:
-        lib = ctypes.CDLL(str(_compile(cache_dir() / "sor_kernels")))
+        lib = ctypes.CDLL(str(cache.get_or_build("sor_kernels", key, _build, suffix=".so")))
     except (OSError, RuntimeError) as exc:
         _unavailable = str(exc)
         log.warning("SOR kernels unavailable (%s); using the slow scipy implementation", exc)
@@ -298,6 +294,11 @@ def library() -> ctypes.CDLL | None:
     lib.pcg_solve.restype = cint
     _lib = lib
     return lib
+
+
+def library() -> ctypes.CDLL | None:
+    """The loaded kernels; compiled into a temporary directory if no cache loaded them yet."""
+    return load(MemoryCache())
 
 
 def _vector(v: np.ndarray, n: int, name: str) -> np.ndarray:

@@ -1,12 +1,12 @@
 """What the SOR-sequence problems share: the record of solved instances, the hindsight cost
-table (computed lazily, cached on disk) and the scoring.
+table (computed lazily, kept in the run context's cache) and the scoring.
 
 A concrete problem implements ``_key()`` (everything the instance stream depends on),
 ``_instances()`` (the instances in order, for the table), ``_solve_instance`` and
 ``_instance_optimal``; the online path (``context``/``solve``) is its own.
 
-Cache: ``<ctx.cache_dir>/parameter_sequence/<problem>_<sha256 of the key>.npz`` holds, for
-every instance of the stream, the iteration count at every ``oracle_grid`` parameter
+Cache: the entry (namespace ``parameter_sequence``) keyed by the problem's class and ``_key()``
+holds, for every instance of the stream, the iteration count at every ``oracle_grid`` parameter
 (``costs``), the instance-optimal parameter and its count (``optimal_parameter``,
 ``optimal_cost``), plus problem-specific baselines (e.g. unpreconditioned CG). The key covers
 the problem's class, its parameters, the number of instances and the seed that generated the
@@ -15,21 +15,18 @@ stream, and a version number bumped whenever the solver changes.
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import logging
 import time
 from abc import abstractmethod
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from optbench.platform.errors import ConfigError
-from optbench.platform.paths import write_atomically
-from optbench.problems.base import ParameterSequenceProblem
+from optbench.contracts.context import Cache, MemoryCache, RunContext
+from optbench.contracts.errors import ConfigError
+from optbench.contracts.parameter_sequence import ParameterSequenceProblem
+from optbench.problems.sor_sequence import kernels
 
 log = logging.getLogger("optbench")
 CACHE_VERSION = 1
@@ -50,21 +47,36 @@ class SolverSequence(ParameterSequenceProblem):
     parameter_range = (0.0, 2.0)
 
     def __init__(
-        self, omega_min: float, omega_max: float, n_omegas: int, tol: float, max_iterations: int
+        self,
+        n_instances: int,
+        omega_min: float,
+        omega_max: float,
+        n_omegas: int,
+        tol: float,
+        max_iterations: int,
     ) -> None:
         super().__init__()
+        if n_instances < 1:
+            raise ConfigError(f"n_instances: must be >= 1, got {n_instances}")
         check_grid(omega_min, omega_max, n_omegas, 2.0)
         if not 0 < tol < 1:
             raise ConfigError(f"tol: must be in (0, 1), got {tol}")
         if max_iterations < 1:
             raise ConfigError(f"max_iterations: must be >= 1, got {max_iterations}")
+        self.n_instances = n_instances
         self.omega_min, self.omega_max, self.n_omegas = omega_min, omega_max, n_omegas
         self.tol, self.max_iterations = tol, max_iterations
         self.costs: list[int] = []
         self.parameters: list[float] = []
         self.solve_time_s = 0.0
         self._table: dict[str, np.ndarray] | None = None
-        self._cache_dir: Path | None = None
+        self._cache: Cache = MemoryCache()
+
+    def setup(self, ctx: RunContext) -> None:
+        """Keep the run's cache and load the compiled solvers through it (subclasses build the
+        sequence after calling this)."""
+        self._cache = ctx.cache
+        kernels.load(ctx.cache)
 
     # -- the online record -----------------------------------------------------------------------
     def _check_next(self, t: int, parameter: float) -> None:
@@ -111,23 +123,13 @@ class SolverSequence(ParameterSequenceProblem):
         """Further per-instance baselines stored in the table (e.g. plain CG). Default none."""
         return {}
 
-    def cache_file(self) -> Path:
-        assert self._cache_dir is not None, "setup() first"
-        key = json.dumps({"version": CACHE_VERSION, **self._key()}, sort_keys=True)
-        digest = hashlib.sha256(key.encode()).hexdigest()[:20]
-        return self._cache_dir / "parameter_sequence" / f"{type(self).__name__}_{digest}.npz"
-
     def _load_table(self) -> dict[str, np.ndarray]:
-        if self._table is not None:
-            return self._table
-        file = self.cache_file()
-        if file.exists():
-            try:
-                with np.load(file) as data:
-                    self._table = {k: data[k] for k in data.files}
-                return self._table
-            except (OSError, ValueError):
-                pass  # a damaged cache entry is recomputed
+        if self._table is None:
+            key = {"class": type(self).__name__, "version": CACHE_VERSION, **self._key()}
+            self._table = self._cache.get_or_compute("parameter_sequence", key, self._compute_table)
+        return self._table
+
+    def _compute_table(self) -> dict[str, np.ndarray]:
         started = time.perf_counter()
         grid = self.oracle_grid
         rows: dict[str, list[Any]] = {}
@@ -139,11 +141,12 @@ class SolverSequence(ParameterSequenceProblem):
             for k, v in values.items():
                 rows.setdefault(k, []).append(v)
         table = {k: np.asarray(v) for k, v in rows.items()}
-        log.info("cost table %s computed in %.1f s", file.name, time.perf_counter() - started)
-        buffer = io.BytesIO()
-        np.savez(buffer, **table)
-        write_atomically(file, buffer.getvalue())
-        self._table = table
+        log.info(
+            "%s cost table (%d instances) computed in %.1f s",
+            type(self).__name__,
+            self.n_instances,
+            time.perf_counter() - started,
+        )
         return table
 
     def cost_table(self) -> np.ndarray:
@@ -154,8 +157,10 @@ class SolverSequence(ParameterSequenceProblem):
 
     # -- scoring ---------------------------------------------------------------------------------
     def evaluate(self, solution: Any = None) -> dict[str, float]:
-        """Scores the problem's own record of the instances solved so far (``solution``, the
-        last parameter played, is not needed). Nothing is reported before the first instance."""
+        """Scores the online record the problem's counted oracle (``solve``) kept of the
+        instances solved so far: in an online problem the cost is what was paid along the way,
+        not a property of the last parameter played (``solution``). Nothing is reported before
+        the first instance."""
         s = len(self.costs)
         total = float(sum(self.costs))
         metrics = {"instances": float(s), "cumulative_iterations": total}

@@ -14,10 +14,10 @@ The instance-optimal omega is Young's ``omega* = 1 + (beta / (1 + sqrt(1 - beta^
 ``I - D^{-1} A_t``, exact here because A is consistently ordered; for A_t with diagonal
 ``4 + c`` and extreme eigenvalues ``lambda +- c``, ``beta = max |1 - (lambda + c) / (4 + c)|``.
 
-Randomness: the shifts are drawn from ``ctx.rng`` at set-up; ``b_t`` from a generator seeded
-by ``(stream seed, t)`` with the stream seed drawn from ``ctx.rng``, so any instance can be
-rebuilt on its own. The hindsight table is cached (see ``sequence``), keyed by the problem's
-parameters, the number of instances and the stream seed.
+Randomness (the problem's stream, ``ctx.problem_random``): the shifts are drawn at set-up; ``b_t``
+from a generator seeded by ``(stream seed, t)``, so any instance can be rebuilt on its own. The
+hindsight table is cached (see ``sequence``), keyed by the problem's parameters, the number of
+instances and the stream seed.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from optbench.platform.context import RunContext
-from optbench.platform.errors import ConfigError
+from optbench.contracts.context import RunContext
+from optbench.contracts.errors import ConfigError
 from optbench.problems.sor_sequence.grids import laplacian_5pt, laplacian_5pt_extremes
 from optbench.problems.sor_sequence.kernels import SplitCSR, sor_solve
 from optbench.problems.sor_sequence.sequence import SolverSequence
@@ -64,6 +64,7 @@ class ShiftedLaplacian(SolverSequence):
     """SOR on ``A + c_t I`` (5-point Laplacian); cost = iterations; context = c_t.
 
     Args:
+        n_instances: the length of the sequence (the paper: 5000); one runner step solves one.
         grid_size: m, the grid is m x m (n = m^2 unknowns); the paper uses 10.
         variance: ``high`` (c ~ Beta(0.5, 1.5)) or ``low`` (Beta(2, 6)), scaled and shifted.
         shift_min, shift_scale: ``c_t = shift_min + shift_scale * Beta``; every A_t must be
@@ -74,6 +75,7 @@ class ShiftedLaplacian(SolverSequence):
 
     def __init__(
         self,
+        n_instances: int = 1000,
         grid_size: int = 10,
         variance: Literal["high", "low"] = "high",
         shift_min: float = -0.15,
@@ -84,7 +86,7 @@ class ShiftedLaplacian(SolverSequence):
         tol: float = 1e-8,
         max_iterations: int = 10000,
     ) -> None:
-        super().__init__(omega_min, omega_max, n_omegas, tol, max_iterations)
+        super().__init__(n_instances, omega_min, omega_max, n_omegas, tol, max_iterations)
         if grid_size < 2:
             raise ConfigError(f"grid_size: must be >= 2, got {grid_size}")
         if shift_scale < 0:
@@ -101,13 +103,13 @@ class ShiftedLaplacian(SolverSequence):
         self.context_range = (shift_min, shift_min + shift_scale)
 
     def setup(self, ctx: RunContext) -> None:
-        self.n_instances = ctx.max_steps
+        super().setup(ctx)
         a, b = VARIANCE[self.variance]
-        self.shifts = self.shift_min + self.shift_scale * ctx.rng.beta(a, b, size=ctx.max_steps)
-        self.stream_seed = int(ctx.rng.integers(2**62))
+        rng = ctx.problem_random.numpy
+        self.shifts = self.shift_min + self.shift_scale * rng.beta(a, b, size=self.n_instances)
+        self.stream_seed = ctx.problem_random.child("right-hand sides").integer_seed()
         self.base = SplitCSR.from_matrix(laplacian_5pt(self.grid_size))
         self.n = self.base.n
-        self._cache_dir = ctx.cache_dir
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -116,7 +118,6 @@ class ShiftedLaplacian(SolverSequence):
             "instances": self.n_instances,
             "shift_beta": VARIANCE[self.variance],
             "lambda_min_A": self.lambda_min,
-            "cache": str(self.cache_file()),
         }
 
     # -- instances -------------------------------------------------------------------------------

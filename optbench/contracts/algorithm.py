@@ -11,18 +11,24 @@ method, as the method's paper counts them) and yields a ``Progress``. The runner
 (``max_steps``, ``time_limit_s``, a target on a metric), evaluation, divergence detection and all
 logging; the generator owns nothing beyond its own convergence test (``Progress.converged``).
 Returning (``StopIteration``) means the method cannot continue and ends the run as finished;
-a returned string (``return "singular Jacobian"``) becomes the run's stop reason.
+a returned string (``return "singular Jacobian"``) becomes the run's stop reason. Random numbers
+come from ``ctx.algorithm_random`` only.
+
+An algorithm that needs what another run produced (e.g. the refined schedule reads the gradient
+norms of a linear-decay run) declares it in ``inputs()``: the runner reads each input from the
+store before the algorithm's clock starts and hands it over as ``ctx.inputs[name]``; a sweep runs
+the runs an input comes from first.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from optbench.platform.context import RunContext
-from optbench.problems.base import Problem, ProblemKind
+from optbench.contracts.context import RunContext
+from optbench.contracts.problem import Problem, ProblemKind
 
 
 @dataclass
@@ -40,11 +46,33 @@ class Progress:
     converged: bool = False
 
 
+@dataclass(frozen=True)
+class RunInput:
+    """A per-step series another run produced, which an algorithm needs before it starts.
+
+    The source run is the FINISHED run whose config equals this run's config with the dotted-key
+    ``changes`` applied. With ``best_over`` (dotted keys), it is, among the runs that differ from
+    that config only in those keys, the one with the best final ``metric`` (``goal`` min or max).
+    ``series`` names the source's per-step progress metric (e.g. ``grad_norm``).
+    """
+
+    name: str
+    changes: Mapping[str, Any]
+    series: str
+    best_over: Sequence[str] = ()
+    metric: str | None = None
+    goal: str = "min"
+
+
 class Algorithm(ABC):
     """Base of every algorithm: declare ``accepts`` and implement ``run``."""
 
     #: The problem kinds this algorithm can solve; the runner refuses any other pairing.
     accepts: ClassVar[frozenset[ProblemKind]]
+
+    def inputs(self) -> Sequence[RunInput]:
+        """What this algorithm reads from other runs (none by default)."""
+        return ()
 
     @abstractmethod
     def run(self, problem: Problem, ctx: RunContext) -> Iterator[Progress]:

@@ -1,8 +1,9 @@
-"""Optional oracles of finite-sum problems, beyond ``FiniteSumProblem``'s loss, gradient and
-Hessian-vector product. A problem offers one by implementing its methods; an algorithm that
-needs one checks with ``require`` (a clear ``ConfigError`` naming what is missing otherwise).
-Every call is counted by the problem in its ``counters``, like the basic oracles.
+"""Kind ``finite_sum``: an empirical risk ``f(x) = (1/N) sum_i f_i(x) + r(x)``.
 
+``FiniteSumProblem`` is the oracle interface every finite sum offers. Optional oracles beyond
+it (a problem offers one by implementing its methods; an algorithm that needs one checks with
+``require``, a clear ``ConfigError`` naming what is missing otherwise; every call is counted by
+the problem like the basic oracles):
 - ``PerSampleGradients``: the gradients of the summands f_i = l_i + r of a batch, one row per
   sample (their mean is the batch gradient). Counted as one ``grad`` call over the batch.
 - ``TargetSpace``: f(x) = (1/N) sum_i l_i(t_i(x)) + r(x) with targets t_i(x) in R^k (a model's
@@ -19,13 +20,60 @@ Every call is counted by the problem in its ``counters``, like the basic oracles
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
 import torch
 
-from optbench.platform.errors import ConfigError
+from optbench.contracts.errors import ConfigError
+from optbench.contracts.problem import Problem, ProblemKind
 
+
+class FiniteSumProblem(Problem):
+    """``f(x) = (1/N) sum_i f_i(x) + r(x)`` over ``N = n_samples`` samples, ``x`` in R^dim.
+
+    ``batch`` arguments are index tensors (on ``ctx.device``) selecting the samples of a
+    minibatch; ``None`` means the full sum. Oracles count calls under ``loss``, ``grad``, ``hvp``
+    and ``hessian``, and the samples they touch under ``samples`` (so ``samples / N`` is the
+    number of data passes an algorithm used).
+    """
+
+    kind: ClassVar[ProblemKind] = ProblemKind.FINITE_SUM
+    n_samples: int
+    dim: int
+
+    @abstractmethod
+    def initial_point(self) -> torch.Tensor:
+        """The starting point x0 (a fresh tensor the algorithm may modify)."""
+
+    @abstractmethod
+    def loss(self, x: torch.Tensor, batch: torch.Tensor | None = None) -> float:
+        """``f(x)`` on the batch (mean over its samples plus the regulariser)."""
+
+    @abstractmethod
+    def loss_grad(
+        self, x: torch.Tensor, batch: torch.Tensor | None = None
+    ) -> tuple[float, torch.Tensor]:
+        """``(f(x), grad f(x))`` on the batch."""
+
+    @abstractmethod
+    def hvp(
+        self, x: torch.Tensor, v: torch.Tensor, batch: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The Hessian-vector product ``H(x) v`` on the batch."""
+
+    def hessian(self, x: torch.Tensor) -> torch.Tensor:
+        """The full Hessian (dim x dim). Default: ``dim`` Hessian-vector products."""
+        eye = torch.eye(self.dim, dtype=x.dtype, device=x.device)
+        return torch.stack([self.hvp(x, eye[i]) for i in range(self.dim)], dim=1)
+
+    def _count(self, oracle: str, batch: torch.Tensor | None) -> None:
+        self.counters[oracle] += 1
+        self.counters["samples"] += self.n_samples if batch is None else len(batch)
+
+
+# -- optional oracles ------------------------------------------------------------------------
 CURVATURES = ("hessian", "gauss_newton", "weighted_gauss_newton", "fisher")
 
 
