@@ -127,3 +127,28 @@ def test_bad_schedules() -> None:
         schedules.make_schedule("refined", T)
     with pytest.raises(ConfigError, match="must be positive"):
         schedules.make_schedule("refined", T, grad_norms=np.zeros(T))
+
+
+def test_uba_values_from_its_formula() -> None:
+    # eta_t / eta_max = 2 c / (2 phi + (2 - phi) c), c = 1 + cos(pi t / T), evaluated by hand
+    f = schedules.make_schedule("uba", T, phi=0.5)
+    assert f[0] == 1.0
+    assert f[500] == pytest.approx(2 * 1 / (2 * 0.5 + 1.5 * 1))  # c = 1: 0.8
+    c = 1 + math.cos(math.pi * 250 / T)
+    assert f[250] == pytest.approx(2 * c / (1.0 + 1.5 * c))
+    c = 1 + math.cos(math.pi * 900 / T)
+    f5 = schedules.make_schedule("uba", T, phi=5.0)
+    assert f5[900] == pytest.approx(2 * c / (10.0 - 3.0 * c))
+    assert f5[500] == pytest.approx(2 / 7)  # 2 / (2 + phi) at T/2
+
+
+def test_uba_special_cases() -> None:
+    np.testing.assert_allclose(
+        schedules.make_schedule("uba", T, phi=2.0), schedules.make_schedule("cosine", T)
+    )
+    nearly_constant = schedules.make_schedule("uba", T, phi=1e-9)
+    assert nearly_constant[: T - 5].min() > 0.99
+    # a larger phi decays faster at every step
+    assert np.all(schedules.uba(T, 4.0)[1:] < schedules.uba(T, 1.0)[1:])
+    with pytest.raises(ConfigError, match="uba_phi: must be > 0"):
+        schedules.make_schedule("uba", T, phi=0.0)

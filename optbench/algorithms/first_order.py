@@ -6,6 +6,12 @@ algorithm's random stream, asks the problem for the minibatch gradient and appli
 the horizon T is the run's ``budget.max_steps``). Progress metrics: minibatch ``loss``,
 ``grad_norm`` (the G_t that the refined schedule reads back) and ``lr``.
 
+``iterate`` chooses the solution proposed at every step: ``last`` (x_t) or ``average`` (the
+running uniform average (1/t) sum_{s=1..t} x_s of the iterates so far, Polyak-Ruppert), the two
+outputs compared by Liu and Zhou, "Revisiting the Last-Iterate Convergence of Stochastic
+Gradient Methods" (ICLR 2024). The trajectory is the same for both, so two runs differing only
+in ``iterate`` are paired sample for sample.
+
 ``schedule=refined`` declares an input (``Algorithm.inputs``): the per-step ``grad_norm`` series
 of the FINISHED run whose config is this one with ``algorithm.schedule`` set to
 ``refine_source`` (linear decay by default), as Defazio et al. (2023) refine a linear-decay run.
@@ -30,6 +36,8 @@ from optbench.contracts.errors import ConfigError
 from optbench.contracts.finite_sum import FiniteSumProblem
 from optbench.contracts.problem import ProblemKind
 
+ITERATES = ("last", "average")
+
 
 class StochasticGradient(Algorithm):
     """Base of the minibatch methods: sampling, schedule, and the step loop."""
@@ -50,6 +58,8 @@ class StochasticGradient(Algorithm):
         refine_last_step: Literal["zero", "positive"] = "zero",
         refine_best_over: list[str] | None = None,
         refine_metric: str | None = None,
+        uba_phi: float = 1.0,
+        iterate: str = "last",
     ) -> None:
         if lr <= 0:
             raise ConfigError(f"lr: must be > 0, got {lr}")
@@ -59,6 +69,11 @@ class StochasticGradient(Algorithm):
             raise ConfigError(f"schedule: unknown '{schedule}' (known: {', '.join(SCHEDULES)})")
         if not 0 <= warmup < 1:
             raise ConfigError(f"warmup: a fraction of the horizon in [0, 1), got {warmup}")
+        if iterate not in ITERATES:
+            raise ConfigError(f"iterate: unknown '{iterate}' (known: {', '.join(ITERATES)})")
+        if uba_phi <= 0:
+            raise ConfigError(f"uba_phi: must be > 0, got {uba_phi}")
+        self.uba_phi, self.iterate = uba_phi, iterate
         if refine_source == "refined":
             raise ConfigError("refine_source: cannot refine a refined schedule")
         self.lr, self.batch_size, self.schedule = lr, batch_size, schedule
@@ -98,6 +113,7 @@ class StochasticGradient(Algorithm):
             window=self.refine_window,
             padding=self.refine_padding,
             last_step=self.refine_last_step,
+            phi=self.uba_phi,
         )
         return torch.as_tensor(values, dtype=torch.float64)
 
@@ -110,6 +126,7 @@ class StochasticGradient(Algorithm):
         )
         yield Progress(param.detach())
         n, rng = problem.n_samples, ctx.algorithm_random.torch
+        average, t = param.detach().clone(), 0
         while True:
             lr = optimizer.param_groups[0]["lr"]
             batch = torch.randint(n, (self.batch_size,), generator=rng, device=ctx.device)
@@ -118,7 +135,12 @@ class StochasticGradient(Algorithm):
             optimizer.step()
             scheduler.step()
             metrics = {"loss": loss, "grad_norm": float(torch.linalg.vector_norm(grad)), "lr": lr}
-            yield Progress(param.detach(), metrics)
+            if self.iterate == "average":
+                t += 1
+                average += (param.detach() - average) / t
+                yield Progress(average, metrics)
+            else:
+                yield Progress(param.detach(), metrics)
 
 
 class SGD(StochasticGradient):

@@ -6,6 +6,11 @@ Every schedule returns factors in [0, 1] (the peak rate times the factor is the 
 - ``step``: gamma ** (number of ``milestones`` (fractions of T) passed).
 - ``cosine``: (1 + cos(pi t / T)) / 2.
 - ``linear_decay``: 1 - t / T.
+- ``uba``: the unified budget-aware schedule of Tang, Dong, Zeng, Zhou, Lin, "Stepsize anything:
+  a unified learning rate schedule for budgeted-iteration training" (NeurIPS 2025), with its one
+  parameter phi > 0: 2 c_t / (2 phi + (2 - phi) c_t), c_t = 1 + cos(pi t / T), i.e. eta_min = 0
+  (transcribed from the paper's schedule definition; phi = 2 is ``cosine``, phi -> 0 constant,
+  a larger phi decays faster: the factor at T/2 is 2 / (2 + phi)).
 - ``refined``: Defazio, Cutkosky, Mehta, Mishchenko, "When, Why and How Much? Adaptive Learning
   Rate Scheduling by Refinement" (2023), Algorithm 1: from a previous run's per-step gradient
   norms G_t (steps t = 0 .. T-1), median-filtered, weights w_t = G_t^-2 and
@@ -32,7 +37,7 @@ from scipy.ndimage import median_filter
 
 from optbench.contracts.errors import ConfigError
 
-SCHEDULES = ("constant", "step", "cosine", "linear_decay", "refined")
+SCHEDULES = ("constant", "step", "cosine", "linear_decay", "uba", "refined")
 
 
 def constant(T: int) -> np.ndarray:
@@ -51,6 +56,14 @@ def cosine(T: int) -> np.ndarray:
 
 def linear_decay(T: int) -> np.ndarray:
     return 1.0 - np.arange(T) / T
+
+
+def uba(T: int, phi: float) -> np.ndarray:
+    """The UBA schedule (Tang et al. 2025) as factors of the peak rate, eta_min = 0."""
+    if phi <= 0:
+        raise ConfigError(f"uba_phi: must be > 0, got {phi}")
+    c = 1.0 + np.cos(np.pi * np.arange(T) / T)
+    return 2.0 * c / (2.0 * phi + (2.0 - phi) * c)
 
 
 def smooth(G: np.ndarray, window: float, padding: str = "reflect") -> np.ndarray:
@@ -110,8 +123,10 @@ def make_schedule(
     window: float = 0.1,
     padding: str = "reflect",
     last_step: str = "zero",
+    phi: float = 1.0,
 ) -> np.ndarray:
-    """The factors of schedule ``name`` over ``T`` steps (``refined`` needs ``grad_norms``)."""
+    """The factors of schedule ``name`` over ``T`` steps (``refined`` needs ``grad_norms``,
+    ``uba`` takes ``phi``)."""
     T = max(1, T)
     if name == "constant":
         factors = constant(T)
@@ -121,6 +136,8 @@ def make_schedule(
         factors = cosine(T)
     elif name == "linear_decay":
         factors = linear_decay(T)
+    elif name == "uba":
+        factors = uba(T, phi)
     elif name == "refined":
         if grad_norms is None:
             raise ConfigError("schedule=refined needs the gradient norms of a previous run")
