@@ -156,7 +156,19 @@ def _guard(entry: Any) -> Any:
 
 
 def main() -> None:
-    """``optbench [overrides]`` / ``optbench -m [sweep overrides]``."""
+    """``optbench [overrides]`` / ``optbench -m [sweep overrides]``; ``optbench init [DIR]``
+    (a new project, ``optbench.platform.scaffold``); ``optbench --version``."""
+    args = sys.argv[1:]
+    if "--version" in args:
+        import optbench
+
+        print(f"optbench {optbench.__version__}")
+        return
+    if args[:1] == ["init"]:
+        from optbench.platform import scaffold
+
+        _guard(lambda: scaffold.main(args[1:]))
+        return
     schema.register()
     single: list[tuple[RunSummary, str | None]] = []  # a single run's outcome and store
 
