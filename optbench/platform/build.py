@@ -108,7 +108,7 @@ def _failure(exc: BaseException) -> str:
     message = " ".join(str(exc).split())
     where = ""
     if isinstance(exc, SyntaxError) and exc.filename:
-        where = f" ({exc.filename}:{exc.lineno})"
+        message, where = exc.msg, f" ({exc.filename}:{exc.lineno})"
     else:
         frames = [
             f for f in traceback.extract_tb(exc.__traceback__) if "importlib" not in f.filename
