@@ -146,6 +146,9 @@ class ReportSpec:
     #: more values per cell (final metrics or run columns such as ``steps``, ``stop_reason``,
     #: ``describe.<fact>``), written as a long table (details.md/csv).
     details: list[str] = field(default_factory=list)
+    #: the experiment's claims (``optbench init``'s study states one). Accepted and kept, not
+    #: yet decided: issue 12 brings their type and the machinery (take its line on merge).
+    claims: list[Any] = field(default_factory=list)
 
 
 @dataclass
