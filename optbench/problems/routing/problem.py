@@ -106,9 +106,8 @@ class RoutingStream(RoutingStreamProblem):
 
     # -- set-up ----------------------------------------------------------------------------------
     def setup(self, ctx: RunContext) -> None:
-        seed = ctx.problem_random.integer_seed()
-        self.stream = ScoreStream(
-            seed,
+        stream = (
+            ctx.problem_random.integer_seed(),
             self.n_experts,
             self.batch_size,
             self.dim,
@@ -118,27 +117,11 @@ class RoutingStream(RoutingStreamProblem):
             self.drift,
             self.affinity,
             self.gate,
-            ctx.device,
-            ctx.dtype,
         )
+        self.stream = ScoreStream(*stream, ctx.device, ctx.dtype)
         self._cache = ctx.cache
-        self._instance = [
-            "v2",
-            seed,
-            self.n_experts,
-            self.top_k,
-            self.batch_size,
-            self.dim,
-            self.n_clusters,
-            self.skew,
-            self.cluster_spread,
-            self.drift,
-            self.affinity,
-            self.gate,
-            self.capacity,
-            str(ctx.dtype),
-            ctx.device.type,
-        ]
+        # the instance the cached optima belong to
+        self._instance = ["v2", *stream, self.top_k, self.capacity, str(ctx.dtype), ctx.device.type]
         self._optima: dict[str, float] = {}  # in front of the cache, for this run
         self.served = 0  # training batches served
         self._history: dict[str, list[float]] = {
