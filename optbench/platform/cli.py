@@ -210,8 +210,20 @@ def _flat(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def main() -> None:
-    """``optbench [overrides]`` / ``optbench -m [sweep overrides]``."""
-    if any(a in ("-h", "--help") for a in sys.argv[1:]):
+    """``optbench [overrides]`` / ``optbench -m [sweep overrides]``; ``optbench init [DIR]``
+    (a new project, ``optbench.platform.scaffold``); ``optbench --version``."""
+    args = sys.argv[1:]
+    if "--version" in args:
+        import optbench
+
+        print(f"optbench {optbench.__version__}")
+        return
+    if args[:1] == ["init"]:
+        from optbench.platform import scaffold
+
+        _guard(lambda: scaffold.main(args[1:]))
+        return
+    if any(a in ("-h", "--help") for a in args):
         print(help_text(paths.config_dir()))  # Hydra's help composes every group: seconds
         return
     import hydra
