@@ -203,6 +203,8 @@ def _row(run: StoredRun) -> dict[str, Any]:
         start_time=run.start_time,
         steps=run.tags.get(f"{TAG}steps"),
         stop_reason=run.tag("stop_reason"),
+        git_commit=run.tag("git_commit"),
+        git_dirty=run.tag("git_dirty"),
     )
     row.update({k: v for k, v in run.tags.items() if k.startswith(DESCRIBE)})
     return row
