@@ -28,7 +28,7 @@ from optbench.platform.sweep import expand_grid
 
 PRESETS = sorted(p.stem for p in (paths.config_dir() / "experiment").glob("*.yaml"))
 ALL = os.environ.get("OPTBENCH_COMPOSE_ALL") == "1"
-EXHAUSTIVE_UP_TO = 64
+EXHAUSTIVE_UP_TO = 16
 
 
 @pytest.fixture(scope="module")
