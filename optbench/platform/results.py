@@ -48,8 +48,10 @@ METRIC = "metrics."
 SEED = "seed"
 #: run columns that are outcomes, not configuration
 OUTCOMES = ("steps", "stop_reason")
+#: run columns that say where a run's numbers came from (the code's commit, local changes)
+PROVENANCE = ("git_commit", "git_dirty")
 #: run columns that say which run a row is
-META = ("run_id", "mlflow_status", "status", "config_hash", "start_time", *OUTCOMES)
+META = ("run_id", "mlflow_status", "status", "config_hash", "start_time", *OUTCOMES, *PROVENANCE)
 
 
 @dataclass
