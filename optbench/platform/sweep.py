@@ -37,7 +37,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from optbench.platform import paths, progress
+from optbench.platform import dashboard, paths, progress
 from optbench.platform.errors import Abort, ConfigError
 from optbench.platform.identity import NOT_IDENTITY, as_params, config_hash, resolved
 from optbench.platform.results import TAG
@@ -101,6 +101,9 @@ def expand_grid(params: Mapping[str, Any] | None, arguments: Sequence[str]) -> l
             if not override.is_discrete_sweep():
                 raise ConfigError(f"{key}: the grid sweeper takes lists, range() or choice()")
             axes[key] = [f"{key}={v}" for v in override.sweep_string_iterator()]
+            if not axes[key]:
+                sweep = override.input_line.split("=", 1)[-1]
+                raise ConfigError(f"{key}={sweep}: an empty sweep (no value to run)")
         else:
             axes[key] = [f"{key}={override.get_value_element_as_str()}"]
     return [list(job) for job in itertools.product(*axes.values())]
@@ -258,9 +261,10 @@ class SweepCallback(Callback):
     @abort_on_error
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._started = time.perf_counter()
+        jobs = count_jobs(config)  # also refuses an empty sweep list, before anything is tracked
         self._sweep_dir = Path(str(config.hydra.sweep.dir))
         tracker = self._tracker = make_tracker(config.tracking, config.experiment_name)
-        tracker.prepare()
+        tracker.prepare(dashboard.key_metric(config))
         overrides = " ".join(config.hydra.overrides.task)
         tags = {
             **environment_tags(),
@@ -284,7 +288,7 @@ class SweepCallback(Callback):
                 log.info("marked %d runs KILLED that were still RUNNING from before", orphans)
             self._previous_sigint = signal.signal(signal.SIGINT, self._interrupted)
         if progress.enabled():
-            self._bar = progress.SweepProgress(self._sweep_dir, count_jobs(config)).start()
+            self._bar = progress.SweepProgress(self._sweep_dir, jobs).start()
 
     def _interrupted(self, signum: int, frame: Any) -> None:
         """Ctrl-C: close the parent run as KILLED (a rerun resumes it), then interrupt."""
