@@ -11,7 +11,7 @@ UI_PORT ?= 5001
 RUNS := $(or $(OPTBENCH_RUNS_DIR),$(CURDIR)/runs)
 BACKEND ?= sqlite:///$(RUNS)/mlflow.db
 
-.PHONY: run test sweep report server ui lint bench bench-check bench-update venv clean
+.PHONY: run test sweep report server ui lint bench bench-check bench-update ci-gate venv clean
 
 venv: $(STAMP)
 
@@ -32,9 +32,10 @@ $(TEST_STAMP): $(STAMP)
 run: $(STAMP)
 	$(BIN)/optbench -m experiment=$(EXPERIMENT)
 
-## test: the whole test suite
+## test: the whole test suite, on 2 processes (pytest-xdist; TEST_JOBS=1 for one)
+TEST_JOBS ?= 2
 test: $(TEST_STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS)
 
 ## sweep: an experiment's sweep (EXPERIMENT=name, ARGS=extra overrides)
 sweep: $(STAMP)
@@ -65,6 +66,12 @@ lint: $(TEST_STAMP)
 ## bench-check: rerun every quick experiment with a baseline and fail on any regressed metric
 bench-check: $(STAMP)
 	$(BIN)/optbench-check $(EXPERIMENTS)
+
+## ci-gate: the regression gate of CI: every family's experiment at `ci` scale against
+##          benchmarks/baselines/ci; reports and verdicts kept in runs/ci-gate/<experiment>
+ci-gate: $(STAMP)
+	rm -rf $(RUNS)/ci-gate
+	$(BIN)/optbench-check --baselines benchmarks/baselines/ci --keep $(RUNS)/ci-gate
 
 ## bench-update: rewrite the baselines (EXPERIMENTS=... to choose; default: every baseline)
 bench-update: $(STAMP)

@@ -15,7 +15,7 @@ from optbench.algorithms.inventory.networks import SymmetricNetwork, VanillaMLP
 from optbench.algorithms.inventory.reinforce import GaussianPolicy
 from optbench.contracts.inventory import Observation
 from optbench.problems.inventory.heuristics import BaseStock, heuristic_policy
-from tests.inventory_support import make_context, make_problem
+from tests.inventory_support import make_context, make_problem, python_simulation
 
 SMALL = dict(
     train_samples=1024,
@@ -176,3 +176,52 @@ def test_hdpo_trains_the_symmetric_network_on_a_warehouse(tmp_path: Path) -> Non
     assert history[-1]["best_dev_cost"] < 0.8 * history[0]["dev_cost"]
     # within reach of the tuned echelon-stock heuristic after a few epochs
     assert problem.evaluate(policy)["gap_crn_pct"] < 25
+
+
+@pytest.mark.parametrize("loss_periods", ["all", "after_warmup"])
+def test_hdpo_loss_covers_the_periods_asked_for(tmp_path: Path, loss_periods: str) -> None:
+    """``all`` (the authors' trainer) differentiates the cost of every simulated period,
+    ``after_warmup`` the reported cost; both against a plain Python simulation."""
+    problem = make_problem(tmp_path, store_lead_time=2, underage_cost=4.0)
+    hdpo = HDPO(lambda spec: BaseStock(spec), loss_periods=loss_periods)
+    policy = BaseStock(problem.spec).double()
+    with torch.no_grad():
+        policy.theta.fill_(2.5)
+    batch = torch.arange(problem.split_size("train"))
+    loss, cost = hdpo.batch_loss(policy, problem, batch)
+    periods = python_simulation(problem, "train", [12.5], [], echelon=False)
+    warmup = problem.splits["train"].warmup
+    after = sum(sum(p[warmup:]) / (len(p) - warmup) for p in periods) / len(periods)
+    every = sum(sum(p) / len(p) for p in periods) / len(periods)
+    assert float(cost.detach()) == pytest.approx(after, rel=1e-9)
+    assert float(loss.detach()) == pytest.approx(
+        every if loss_periods == "all" else after, rel=1e-9
+    )
+    assert abs(every - after) > 1e-3  # the warm-up periods cost differently
+    loss.backward()
+    assert policy.theta.grad is not None and float(policy.theta.grad.abs().sum()) > 0
+
+
+def test_dev_model_selection_and_patience_follow_the_authors_rule(tmp_path: Path) -> None:
+    """Dev every ``dev_every`` epochs, the best dev policy is the solution, and the run stops
+    once ``patience`` dev evaluations in a row brought no improvement (replayed from the log)."""
+    problem = make_problem(
+        tmp_path, store_lead_time=1, underage_cost=9.0, reference="analytic", **SMALL
+    )
+    hdpo = HDPO(lambda spec: BaseStock(spec), lr=0.3, batch_size=256, dev_every=2, patience=3)
+    policy, history = drive(hdpo, problem, tmp_path, 200)
+    assert len(history) - 1 < 200  # stopped by patience
+    best, waited, stop = history[0]["dev_cost"], 0, None
+    for epoch, metrics in enumerate(history[1:], start=1):
+        assert ("dev_cost" in metrics) == (epoch % 2 == 0)
+        if "dev_cost" in metrics:
+            if metrics["dev_cost"] < best:
+                best, waited = metrics["dev_cost"], 0
+            else:
+                waited += 1
+        assert metrics["best_dev_cost"] == best
+        if waited >= 3:
+            stop = epoch
+            break
+    assert stop == len(history) - 1
+    assert problem.mean_cost(policy, "dev") == pytest.approx(best, rel=1e-12)

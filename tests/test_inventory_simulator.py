@@ -19,8 +19,11 @@ CASES = {
     "backlog_L3": dict(store_lead_time=3, underage_cost=4.0),
     "lost_L0": dict(store_lead_time=0, lost_sales=True),
     "lost_L2_poisson": dict(store_lead_time=2, lost_sales=True, demand_law="poisson"),
-    "serial_3": dict(
-        store_lead_time=2, upstream_lead_times=[1, 0], upstream_holding_costs=[0.5, 0.2]
+    "serial_3": dict(  # upstream nodes start with stock on hand and in transit
+        store_lead_time=2,
+        upstream_lead_times=[1, 0],
+        upstream_holding_costs=[0.5, 0.2],
+        upstream_initial="uniform",
     ),
     "warehouse_3_stores": dict(
         n_stores=3,
@@ -33,7 +36,7 @@ CASES = {
         store_lead_time_range=[0, 2],
         instance_seed=3,
         upstream_lead_times=[2],
-        upstream_holding_costs=[0.3],
+        upstream_holding_costs=[0.3],  # the warehouse starts empty (upstream_initial=zero)
     ),
 }
 
@@ -247,6 +250,27 @@ def test_softmax_allocation_is_always_feasible(tmp_path: Path) -> None:
     assert min(slack) >= -1e-12
 
 
+def test_fraction_allocation_ships_a_share_of_each_suppliers_stock(tmp_path: Path) -> None:
+    """The authors' serial network: every node's order is a fraction of its supplier's on hand
+    (never rationed), the top node's at most 4 x mean demand; at the start, half of it."""
+    problem = make_problem(tmp_path, **CASES["serial_3"])
+    torch.manual_seed(0)
+    net = VanillaMLP(problem.spec).double()
+    assert net.allocation == "fraction"
+    shares = []
+
+    def watching(obs: Observation) -> torch.Tensor:
+        orders = net(obs)
+        supply = torch.cat([obs.upstream_on_hand, torch.full_like(orders[:, :1], 4 * 5.0)], -1)
+        shares.append((orders / supply).detach()[supply > 0])
+        return orders
+
+    problem.simulate(watching, "train")
+    share = torch.cat(shares)
+    assert float(share.min()) >= 0 and float(share.max()) <= 1
+    assert float(shares[0].mean()) == pytest.approx(0.5, abs=0.05)
+
+
 def test_rationing_never_divides_zero_by_zero() -> None:
     from optbench.problems.inventory.dynamics import _fill_rate
 
@@ -256,3 +280,19 @@ def test_rationing_never_divides_zero_by_zero() -> None:
     assert fill.tolist() == [1.0, 1.0, 0.5, 1.0, 1.0]
     fill.sum().backward()
     assert torch.isfinite(available.grad).all() and torch.isfinite(asked.grad).all()
+
+
+@pytest.mark.parametrize("upstream", ["zero", "uniform"])
+def test_upstream_initial_state(tmp_path: Path, upstream: str) -> None:
+    """``zero``: upstream nodes start empty with nothing in transit (the authors'); ``uniform``:
+    U[0, 1] x the total mean demand in every slot. Stores start the same way under both."""
+    case = dict(CASES["serial_3"], upstream_lead_times=[2, 3], upstream_initial=upstream)
+    initial = make_problem(tmp_path, **case).splits["train"].initial
+    stock = torch.cat([*initial.upstream_pipeline, torch.stack(initial.upstream_on_hand, -1)], -1)
+    assert stock.shape == (64, 2 + 3 + 2)
+    if upstream == "zero":
+        assert float(stock.abs().max()) == 0
+    else:
+        assert float(stock.min()) >= 0 and float(stock.max()) <= 5.0
+        assert float(stock.mean()) == pytest.approx(2.5, abs=0.25)
+    assert float(initial.store_on_hand.min()) > 0

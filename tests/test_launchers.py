@@ -26,10 +26,12 @@ def check_complete(store: str, experiment: str, runs: int, max_steps: int, eval_
         assert sorted(m.step for m in loss) == list(range(1, max_steps + 1))
 
 
-def test_joblib_workers_lose_nothing(cli_env: dict[str, str], store: str) -> None:
+@pytest.mark.parametrize("launcher", ["parallel", "joblib"])
+def test_local_workers_lose_nothing(cli_env: dict[str, str], store: str, launcher: str) -> None:
+    """optbench's warm workers (``parallel``) and Hydra's joblib launcher."""
     result = cli(
         "-m",
-        "hydra/launcher=parallel",
+        f"hydra/launcher={launcher}",
         "hydra.launcher.n_jobs=3",
         "problem=least_squares",
         "seed=range(0,9)",
@@ -121,3 +123,38 @@ def test_submitit_local_executor(cli_env: dict[str, str], store: str) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     check_complete(store, "submitit", 2, 40, 10)
+
+
+def test_warm_workers_survive_a_dying_worker(cli_env: dict[str, str], store: str) -> None:
+    """Three of six jobs kill their worker process: each is recorded as failed (its summary and
+    its MLflow run, with the reason), a new worker takes over, and the three others finish
+    with every metric point."""
+    result = cli(
+        "-m",
+        "hydra/launcher=parallel",
+        "hydra.launcher.n_jobs=2",
+        "problem=least_squares",
+        "algorithm=fault_injection",
+        "algorithm.kill_at_step=null,3",
+        "seed=0,1,2",
+        "budget.max_steps=20",
+        "eval_every=5",
+        "experiment_name=dying",
+        f"tracking.uri={store}",
+        env=cli_env,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "sweep: 6 jobs" in result.stdout and "3 failed, 3 finished" in result.stdout
+    assert result.stdout.count("its worker process was killed (SIGKILL)") == 3
+    client = MlflowClient(store)
+    exp = client.get_experiment_by_name("dying")
+    runs = client.search_runs([exp.experiment_id], "tags.`optbench.role` = 'run'")
+    killed = [r for r in runs if r.data.params["algorithm.kill_at_step"] == "3"]
+    healthy = [r for r in runs if r.data.params["algorithm.kill_at_step"] == "None"]
+    assert len(killed) == 3 and len(healthy) == 3
+    assert all(r.info.status == "FAILED" for r in killed)
+    assert all("worker process was killed" in r.data.tags["optbench.error"] for r in killed)
+    assert all(r.info.status == "FINISHED" for r in healthy)
+    for run in healthy:
+        gap = client.get_metric_history(run.info.run_id, "gap")
+        assert sorted(m.step for m in gap) == [0, 5, 10, 15, 20]

@@ -35,6 +35,7 @@ def test_cutest_suite_sweep_reports_success_missing_and_profiles(
         "experiment=adasketch_cutest",
         "problem.name=HS7,BT2",
         "algorithm=adasketch,sqp_newton",
+        "seed=0",
         "budget.max_steps=100",
         f"tracking.uri={store}",
         env=cli_env,

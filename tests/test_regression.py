@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from optbench.platform.regression import compare, make_baseline
+from optbench.platform.regression import compare, compare_claims, make_baseline
 from tests.conftest import ROOT, cli
 
 SEARCH = f"hydra.searchpath=[file://{ROOT}/tests/configs]"
@@ -91,3 +91,26 @@ def test_absolute_tolerance() -> None:
     baseline = make_baseline("x", table([1e-10, 2e-9]), goal="min", metric="kkt", atol=1e-4)
     assert compare(baseline, table([9e-5, 1e-9])) == []  # still under the absolute tolerance
     assert len(compare(baseline, table([2e-4, 1e-9]))) == 1
+
+
+def test_claims_flipped_from_reproduced_to_contradicted_are_flagged() -> None:
+    def claims(verdicts: dict[str, str]) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "claim": list(verdicts),
+                "verdict": list(verdicts.values()),
+                "evidence": [f"evidence of {c}" for c in verdicts],
+            }
+        )
+
+    old = claims({"a": "reproduced", "b": "reproduced", "c": "contradicted", "d": "reproduced"})
+    baseline = make_baseline("x", table([1.0, 2.0]), goal="min", metric="gap", claims=old)
+    assert baseline["claims"][2] == {"id": "c", "verdict": "contradicted"}
+    assert compare_claims(baseline, old) == []
+    # a: flips; b: only inconclusive now (noise, not a regression); c was never reproduced;
+    # d: no longer decided at all
+    new = claims({"a": "contradicted", "b": "inconclusive", "c": "reproduced"})
+    flipped = compare_claims(baseline, new)
+    assert [f.claim for f in flipped] == ["a", "d"]
+    assert flipped[0].line() == ("x: claim a: baseline reproduced, now contradicted: evidence of a")
+    assert "not decided" in flipped[1].line()

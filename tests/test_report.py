@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from scipy import stats
 
 from optbench.contracts.errors import ConfigError
-from optbench.platform.tables import build_table, pivot
+from optbench.platform.tables import build_table, pivot, status_counts
 
 SPEC = OmegaConf.create(
     {
@@ -143,3 +143,11 @@ def test_statistic_best_takes_the_best_evaluation_of_each_run(runs_dir: Path, st
     spec.statistic = "median"
     with pytest.raises(ConfigError, match=r"report\.statistic"):
         write_report(spec, tracker, "best", runs_dir / "median")
+
+
+def test_runs_are_counted_by_status_per_column() -> None:
+    data = frame()
+    data.loc[data.index[0], "status"] = "stalled"
+    counts = status_counts(data, build_table(data, SPEC)).set_index("algorithm.schedule")
+    assert counts.loc["s1", "stalled"] == 1 and counts.loc["s1", "finished"] == 5
+    assert counts.loc["s2", "diverged"] == 1 and counts.loc["s2", "stalled"] == 0

@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from scipy import integrate, stats
 
 from optbench.algorithms.routing import AlfLb, AuxLoss, CapacityDrop, GreedyTopK, OptimalAssignment
 from optbench.algorithms.routing.losses import auxiliary_loss
-from optbench.algorithms.routing.routers import BiasedRouter, CapacityRouter
+from optbench.algorithms.routing.routers import BiasedRouter, CapacityRouter, GreedyRouter
 from optbench.contracts.context import RunContext
 from optbench.contracts.errors import CompatibilityError
 from optbench.contracts.routing_stream import (
@@ -28,6 +29,7 @@ from optbench.platform.runner import execute
 from optbench.platform.tracking import RunStatus, make_tracker
 from optbench.problems.routing import RoutingStream
 from optbench.problems.routing.assignment import dual_function, optimal_assignment
+from optbench.problems.routing.balance import balanced_floor
 from tests.conftest import compose
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -211,14 +213,15 @@ def test_aux_loss_equals_the_formula_on_a_hand_computed_batch() -> None:
     # sigmoid-like scores (rows not summing to 1): normalised per token, P is unchanged ...
     scale = torch.tensor([[2.0], [1.5], [3.0], [0.5]], dtype=torch.float64)
     raw = (scores.detach() * scale).requires_grad_()
-    assert float(auxiliary_loss(raw, selected, 2).detach()) == pytest.approx(1.2375, abs=1e-12)
-    # ... and the literal formula uses the raw scores: P = (0.675, 0.2, 0.3125, 0.5625)
-    literal = auxiliary_loss(raw, selected, 2, normalize=False)
+    normalized = auxiliary_loss(raw, selected, 2, normalize=True)
+    assert float(normalized.detach()) == pytest.approx(1.2375, abs=1e-12)
+    # ... the classic formula (the default) uses the raw ones: P = (0.675, 0.2, 0.3125, 0.5625)
+    literal = auxiliary_loss(raw, selected, 2)
     assert float(literal.detach()) == pytest.approx(1.35 + 0.1 + 0.15625 + 0.5625, abs=1e-12)
     literal.backward()  # d/ds_{t,i} = f_i / T
     expected = torch.tensor([2.0, 0.5, 0.5, 1.0], dtype=torch.float64) / 4
     assert torch.allclose(raw.grad, expected.expand(4, 4))
-    assert torch.autograd.gradcheck(lambda s: auxiliary_loss(s, selected, 2), (raw,))
+    assert torch.autograd.gradcheck(lambda s: auxiliary_loss(s, selected, 2, True), (raw,))
 
 
 # -- capacity dropping -----------------------------------------------------------------------------
@@ -245,6 +248,67 @@ def test_capacity_router_keeps_the_first_arrivals_up_to_capacity() -> None:
 def test_max_violation_formula() -> None:
     loads = torch.tensor([[4.0, 2.0, 0.0, 2.0], [2.0, 2.0, 2.0, 2.0]])
     assert torch.allclose(max_violation(loads), torch.tensor([1.0, 0.0]))
+
+
+# -- the sampling floor of MaxVio_global -----------------------------------------------------------
+def expected_max_normal(n: int) -> float:
+    """E[max of n independent standard normals] (numerical integration)."""
+    density = lambda x: x * n * stats.norm.pdf(x) * stats.norm.cdf(x) ** (n - 1)  # noqa: E731
+    return integrate.quad(density, -12, 12)[0]
+
+
+@pytest.mark.parametrize(("n_experts", "top_k", "n_tokens"), [(16, 2, 4096), (64, 2, 8192)])
+def test_balanced_floor_matches_the_normal_approximation(
+    n_experts: int, top_k: int, n_tokens: int
+) -> None:
+    """Loads of a router balanced in expectation are Binomial(H, K/N), exchangeable, summing to
+    H K: MaxVio ~ e_N sqrt(N / (N - 1)) sqrt((N - K) / (H K)) for large H."""
+    floor = balanced_floor(n_experts, top_k, n_tokens, seed=0, draws=256)
+    n, k = n_experts, top_k
+    analytic = expected_max_normal(n) * math.sqrt(n / (n - 1)) * math.sqrt((n - k) / (n_tokens * k))
+    assert floor == pytest.approx(analytic, rel=0.06)
+
+
+def test_balanced_floor_for_top1_equals_a_multinomial_simulation() -> None:
+    """K = 1: the loads are Multinomial(H, 1/N) (sampled here independently by numpy)."""
+    rng = np.random.default_rng(7)
+    loads = rng.multinomial(2048, np.full(32, 1 / 32), size=4000)
+    reference = ((loads.max(axis=1) - 64) / 64).mean()
+    assert balanced_floor(32, 1, 2048, seed=3, draws=400) == pytest.approx(reference, rel=0.03)
+
+
+class RandomRouter(GreedyRouter):
+    """K distinct experts per token uniformly at random: balanced in expectation on any stream."""
+
+    def __init__(self, top_k: int, n_experts: int) -> None:
+        super().__init__(top_k)
+        self.n_experts, self.generator = n_experts, torch.Generator().manual_seed(11)
+
+    def select(self, scores: torch.Tensor, layer: int = 0) -> torch.Tensor:
+        keys = torch.rand(scores.shape, generator=self.generator, dtype=torch.float64)
+        return torch.topk(keys, self.top_k, dim=1).indices
+
+
+def test_maxvio_global_of_a_balanced_router_sits_at_the_reported_floor(tmp_path: Path) -> None:
+    """On the issue's instance (N = 64, K = 2): a balanced-in-expectation router measured on 1,024
+    tokens (the old held-out set) shows MaxVio ~0.4; on the default 65,536 tokens the floor is 8x
+    lower (1 / sqrt(H)) and the router's maxvio_global is within sampling error of it."""
+    values = {}
+    for tokens in (1024, 65536):
+        problem, _ = stream(
+            tmp_path,
+            n_experts=64,
+            top_k=2,
+            reference_every=0,
+            heldout_batches=1,
+            balance_tokens=tokens,
+        )
+        metrics = problem.evaluate(RoutingSolution(RandomRouter(2, 64)))
+        values[tokens] = (metrics["maxvio_global"], metrics["maxvio_global_floor"])
+    assert 0.35 < values[1024][1] < 0.5
+    assert values[1024][1] / values[65536][1] == pytest.approx(8.0, rel=0.15)
+    measured, floor = values[65536]
+    assert abs(measured - floor) < 0.5 * floor  # one draw: sd of MaxVio is ~20% of its mean
 
 
 # -- the stream ------------------------------------------------------------------------------------

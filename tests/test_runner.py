@@ -52,6 +52,22 @@ def test_lbfgs_reaches_the_reference_optimum_of_logistic_regression(
     assert s.metrics["grad_norm"] < 1e-8
 
 
+def test_a_run_that_stops_moving_ends_as_stalled(runs_dir: Path, store: str) -> None:
+    """Issue 13: a method whose iterate and progress metrics stop changing ends as ``stalled``
+    after ``budget.stall_steps`` repeated steps, not as ``finished (max_steps)``."""
+    base = ["problem=least_squares", "algorithm=fault_injection", "budget.max_steps=200"]
+    stalled = run(store, *base, "algorithm.freeze_at_step=5", "budget.stall_steps=10")
+    assert stalled.status is RunStatus.stalled
+    assert stalled.stop_reason == "unchanged iterate and progress metrics (10 steps)"
+    # step 5 repeats step 4's iterate with a new loss; steps 6..16 repeat step 5 exactly
+    assert stalled.steps == 5 + 1 + 10
+    assert MlflowClient(store).get_run(stalled.run_id).info.status == "FINISHED"
+    off = run(store, *base, "algorithm.freeze_at_step=5", "budget.stall_steps=null")
+    assert off.status is RunStatus.finished and off.steps == 200
+    moving = run(store, *base, "budget.stall_steps=1")
+    assert moving.status is RunStatus.finished and moving.steps == 200
+
+
 def test_evaluation_cadence_and_progress_history(runs_dir: Path, store: str) -> None:
     s = run(store, "problem=least_squares", "budget.max_steps=20", "eval_every=7")
     assert sorted(history(store, s.run_id, "gap")) == [0, 7, 14, 20]

@@ -10,6 +10,8 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
+from optbench.platform.compose import ComposeOnce
+
 log = logging.getLogger("optbench")
 
 
@@ -25,10 +27,13 @@ class GridSweeper(Sweeper):
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
     ) -> None:
-        self.hydra_context = hydra_context
+        # one loader for the ordering and the launcher: each distinct set of config-group
+        # choices is composed by Hydra once, every job is a copy with its values applied
+        loader = ComposeOnce(hydra_context.config_loader)
+        self.hydra_context = HydraContext(config_loader=loader, callbacks=hydra_context.callbacks)
         self.config = config
         self.launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=hydra_context, task_function=task_function, config=config
+            hydra_context=self.hydra_context, task_function=task_function, config=config
         )
 
     def sweep(self, arguments: list[str]) -> Any:
@@ -41,15 +46,27 @@ class GridSweeper(Sweeper):
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        loader = self.hydra_context.config_loader  # composing a job also validates it
-        configs = [loader.load_sweep_config(self.config, list(job)) for job in jobs]
+        loader = self.hydra_context.config_loader
+        assert isinstance(loader, ComposeOnce)
+        # composing a job also validates it; a launcher running jobs in this process is handed
+        # these configs, one in other processes composes them there
+        in_process = type(self.launcher).__name__ in ("LocalLauncher", "BasicLauncher")
+        configs = loader.prepare(self.config, jobs, keep=in_process)
+        stages = sweep.job_stages(configs)
+        sweep.write_finished_index(configs, sweep_dir)  # resume: one store query per sweep
+        del configs
         returns = []
         index = 0
-        for stage in sweep.job_stages(configs):
-            batch = [jobs[i] for i in stage]
-            size = self.max_batch_size or len(batch)
-            for start in range(0, len(batch), size):
-                chunk = batch[start : start + size]
-                returns.append(self.launcher.launch(chunk, initial_job_idx=index))
-                index += len(chunk)
+        try:
+            for stage in stages:
+                batch = [jobs[i] for i in stage]
+                size = self.max_batch_size or len(batch)
+                for start in range(0, len(batch), size):
+                    chunk = batch[start : start + size]
+                    returns.append(self.launcher.launch(chunk, initial_job_idx=index))
+                    index += len(chunk)
+        finally:
+            shutdown = getattr(self.launcher, "shutdown", None)  # warm workers
+            if shutdown is not None:
+                shutdown()
         return returns

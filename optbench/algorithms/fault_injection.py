@@ -1,7 +1,9 @@
 """Fault injection: gradient descent that raises, produces NaN or hangs on request.
 
 For testing the platform itself (and a user's infrastructure): a sweep over ``fail_at_step`` /
-``nan_at_step`` / ``sleep_s`` shows how failed, diverged and timed-out runs are recorded. For
+``nan_at_step`` / ``sleep_s`` shows how failed, diverged and timed-out runs are recorded;
+``kill_at_step`` kills the job's own process (SIGKILL), as an out-of-memory kill or a crash in
+native code would (with ``hydra/launcher=parallel`` that is a worker dying). For
 large sweeps, ``fail_fraction`` / ``nan_fraction`` / ``hang_fraction`` pick each run's fault
 from its seed: with u the first uniform draw of the algorithm's random stream, the run raises
 at step ``fault_step`` if u < fail_fraction, turns NaN there if u < fail_fraction +
@@ -11,6 +13,8 @@ hang_fraction.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 from typing import ClassVar
@@ -47,7 +51,10 @@ class FaultInjection(Algorithm):
     Args:
         fail_at_step: raise ``InjectedFault`` at this step.
         nan_at_step: from this step on, the iterate is NaN.
+        freeze_at_step: from this step on, the iterate and its loss no longer change (a method
+            that stopped moving; the runner ends it as ``stalled``).
         sleep_s: sleep this long in every step (a slow method).
+        kill_at_step: at this step the process running the job kills itself (SIGKILL).
         fail_fraction, nan_fraction, hang_fraction, fault_step, hang_s: faults drawn from the
             run's seed (see the module docstring).
     """
@@ -59,12 +66,14 @@ class FaultInjection(Algorithm):
         lr: float = 0.1,
         fail_at_step: int | None = None,
         nan_at_step: int | None = None,
+        freeze_at_step: int | None = None,
         sleep_s: float = 0.0,
         fail_fraction: float = 0.0,
         nan_fraction: float = 0.0,
         hang_fraction: float = 0.0,
         fault_step: int = 3,
         hang_s: float = 3600.0,
+        kill_at_step: int | None = None,
     ) -> None:
         if min(fail_fraction, nan_fraction, hang_fraction) < 0 or (
             fail_fraction + nan_fraction + hang_fraction > 1
@@ -76,8 +85,10 @@ class FaultInjection(Algorithm):
             nan_at_step,
             sleep_s,
         )
+        self.freeze_at_step = freeze_at_step
         self.fractions = (fail_fraction, nan_fraction, hang_fraction)
         self.fault_step, self.hang_s = fault_step, hang_s
+        self.kill_at_step = kill_at_step
 
     def run(self, problem: FiniteSumProblem, ctx: RunContext) -> Iterator[Progress]:
         fail_at, nan_at, hang_at = self.fail_at_step, self.nan_at_step, None
@@ -95,12 +106,15 @@ class FaultInjection(Algorithm):
             step += 1
             if self.sleep_s:
                 time.sleep(self.sleep_s)
+            if self.kill_at_step is not None and step == self.kill_at_step:
+                os.kill(os.getpid(), signal.SIGKILL)
             if hang_at is not None and step == hang_at:
                 time.sleep(self.hang_s)
             if fail_at is not None and step >= fail_at:
                 raise InjectedFault(f"injected failure at step {step}")
             loss, grad = problem.loss_grad(x)
-            x = x - self.lr * grad
+            if self.freeze_at_step is None or step < self.freeze_at_step:
+                x = x - self.lr * grad
             if nan_at is not None and step >= nan_at:
                 x = torch.full_like(x, float("nan"))
                 loss = float("nan")

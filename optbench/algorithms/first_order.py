@@ -6,19 +6,26 @@ algorithm's random stream, asks the problem for the minibatch gradient and appli
 the horizon T is the run's ``budget.max_steps``). Progress metrics: minibatch ``loss``,
 ``grad_norm`` (the G_t that the refined schedule reads back) and ``lr``.
 
+``iterate`` chooses the solution proposed at every step: ``last`` (x_t) or ``average`` (the
+running uniform average (1/t) sum_{s=1..t} x_s of the iterates so far, Polyak-Ruppert), the two
+outputs compared by Liu and Zhou, "Revisiting the Last-Iterate Convergence of Stochastic
+Gradient Methods" (ICLR 2024). The trajectory is the same for both, so two runs differing only
+in ``iterate`` are paired sample for sample.
+
 ``schedule=refined`` declares an input (``Algorithm.inputs``): the per-step ``grad_norm`` series
 of the FINISHED run whose config is this one with ``algorithm.schedule`` set to
 ``refine_source`` (linear decay by default), as Defazio et al. (2023) refine a linear-decay run.
 With ``refine_best_over=[algorithm.lr]`` and ``refine_metric=gap`` the source is, among those runs
 at every peak rate, the one with the best final gap (the tuned linear-decay run), and the refined
 run's own peak rate is tuned again. The runner reads the series before the clock starts, and a
-sweep runs the source runs first.
+sweep runs the source runs first. ``refine_padding`` and ``refine_last_step`` default to the
+authors' code (see ``schedules``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 
@@ -28,6 +35,8 @@ from optbench.contracts.context import RunContext
 from optbench.contracts.errors import ConfigError
 from optbench.contracts.finite_sum import FiniteSumProblem
 from optbench.contracts.problem import ProblemKind
+
+ITERATES = ("last", "average")
 
 
 class StochasticGradient(Algorithm):
@@ -45,8 +54,12 @@ class StochasticGradient(Algorithm):
         gamma: float = 0.1,
         refine_source: str = "linear_decay",
         refine_window: float = 0.1,
+        refine_padding: Literal["reflect", "nearest"] = "reflect",
+        refine_last_step: Literal["zero", "positive"] = "zero",
         refine_best_over: list[str] | None = None,
         refine_metric: str | None = None,
+        uba_phi: float = 1.0,
+        iterate: str = "last",
     ) -> None:
         if lr <= 0:
             raise ConfigError(f"lr: must be > 0, got {lr}")
@@ -56,6 +69,11 @@ class StochasticGradient(Algorithm):
             raise ConfigError(f"schedule: unknown '{schedule}' (known: {', '.join(SCHEDULES)})")
         if not 0 <= warmup < 1:
             raise ConfigError(f"warmup: a fraction of the horizon in [0, 1), got {warmup}")
+        if iterate not in ITERATES:
+            raise ConfigError(f"iterate: unknown '{iterate}' (known: {', '.join(ITERATES)})")
+        if uba_phi <= 0:
+            raise ConfigError(f"uba_phi: must be > 0, got {uba_phi}")
+        self.uba_phi, self.iterate = uba_phi, iterate
         if refine_source == "refined":
             raise ConfigError("refine_source: cannot refine a refined schedule")
         self.lr, self.batch_size, self.schedule = lr, batch_size, schedule
@@ -64,6 +82,7 @@ class StochasticGradient(Algorithm):
         if refine_best_over and refine_metric is None:
             raise ConfigError("refine_metric: required with refine_best_over")
         self.refine_source, self.refine_window = refine_source, refine_window
+        self.refine_padding, self.refine_last_step = refine_padding, refine_last_step
         self.refine_best_over = list(refine_best_over or [])
         self.refine_metric = refine_metric
 
@@ -92,6 +111,9 @@ class StochasticGradient(Algorithm):
             gamma=self.gamma,
             grad_norms=grad_norms,
             window=self.refine_window,
+            padding=self.refine_padding,
+            last_step=self.refine_last_step,
+            phi=self.uba_phi,
         )
         return torch.as_tensor(values, dtype=torch.float64)
 
@@ -104,6 +126,7 @@ class StochasticGradient(Algorithm):
         )
         yield Progress(param.detach())
         n, rng = problem.n_samples, ctx.algorithm_random.torch
+        average, t = param.detach().clone(), 0
         while True:
             lr = optimizer.param_groups[0]["lr"]
             batch = torch.randint(n, (self.batch_size,), generator=rng, device=ctx.device)
@@ -112,7 +135,12 @@ class StochasticGradient(Algorithm):
             optimizer.step()
             scheduler.step()
             metrics = {"loss": loss, "grad_norm": float(torch.linalg.vector_norm(grad)), "lr": lr}
-            yield Progress(param.detach(), metrics)
+            if self.iterate == "average":
+                t += 1
+                average += (param.detach() - average) / t
+                yield Progress(average, metrics)
+            else:
+                yield Progress(param.detach(), metrics)
 
 
 class SGD(StochasticGradient):

@@ -36,6 +36,7 @@ class ParameterSequenceProblem(Problem):
     """
 
     kind: ClassVar[ProblemKind] = ProblemKind.PARAMETER_SEQUENCE
+    stream = True
     headline = ("cumulative_iterations", "min")
     #: the number of instances in the sequence (a config key of the concrete problem).
     n_instances: int

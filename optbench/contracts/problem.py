@@ -54,6 +54,10 @@ class Problem(ABC):
 
     kind: ClassVar[ProblemKind]
     headline: ClassVar[tuple[str, str] | None] = None
+    #: every step faces a new instance of a stream (SOR sequences, routing batches): a decision
+    #: that stays the same over many steps is a policy, not a stalled method, so the runner's
+    #: stagnation detection (``budget.stall_steps``) is off for such a problem.
+    stream: ClassVar[bool] = False
 
     def __init__(self) -> None:
         #: oracle calls by name (e.g. ``grad``, ``hvp``, ``samples``); reported at every evaluation.

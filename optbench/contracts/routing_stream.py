@@ -104,6 +104,7 @@ class RoutingStreamProblem(Problem):
     """
 
     kind: ClassVar[ProblemKind] = ProblemKind.ROUTING_STREAM
+    stream = True
     headline = ("maxvio_global", "min")
     #: True when the scores come from a model the algorithm trains (an auxiliary loss has a
     #: gradient to act on); False when the scores are data.

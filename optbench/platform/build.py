@@ -10,21 +10,28 @@ Nested nodes with their own ``_target_`` (e.g. a policy architecture inside an a
 config) are checked the same way against their target's signature (a class's ``__init__`` or a
 function's), recursively; with ``_partial_: true`` the parameters they leave unset may be
 supplied later by the caller, so only their keys and types are checked.
+
+A ``_target_`` is imported with the project directory on the import path (``paths``), so a
+project's own modules (``_target_: my_method.MyMethod``) are found; one that cannot be imported is
+a ``ConfigError`` naming it and the directories searched, or the file and line that failed.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import math
+import traceback
 import types
 import typing
 from typing import Any, Literal, TypeVar, Union
 
-from hydra.utils import get_class, get_object, instantiate
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from optbench.contracts.algorithm import Algorithm
 from optbench.contracts.problem import Problem
+from optbench.platform import paths
 from optbench.platform.errors import CompatibilityError, ConfigError
 
 T = TypeVar("T")
@@ -35,10 +42,7 @@ def build(node: Any, base: type[T], key: str) -> T:
     if not isinstance(node, DictConfig) or "_target_" not in node:
         raise ConfigError(f"{key}: expected a config with a _target_ class, got {node!r}")
     target = node["_target_"]
-    try:
-        cls = get_class(target)
-    except Exception as exc:  # ImportError, AttributeError, ValueError from Hydra
-        raise ConfigError(f"{key}._target_: cannot import '{target}' ({exc})") from None
+    cls = locate(target, f"{key}._target_")
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise ConfigError(f"{key}._target_: '{target}' is not a {base.__name__}")
     values = OmegaConf.to_container(node, resolve=True)
@@ -54,6 +58,66 @@ def build(node: Any, base: type[T], key: str) -> T:
         if cause is not None:
             raise ConfigError(f"{key}.{cause}") from None
         raise
+
+
+def locate(target: Any, key: str) -> Any:
+    """The object the dotted path ``target`` names (a module's attribute, a class's attribute),
+    imported with the project directory on the import path. Raises a one-line ``ConfigError``
+    (at ``key``) naming the target and the directories searched when no module of it is found,
+    or the error and the file and line where importing it failed."""
+    if not isinstance(target, str) or not all(target.split(".")):
+        raise ConfigError(
+            f"{key}: expected a dotted path such as 'package.module.Class', got {target!r}"
+        )
+    paths.put_project_on_import_path()
+    parts = target.split(".")
+    try:
+        obj, attributes = _import_longest_module(parts)
+        for attribute in attributes:
+            obj = getattr(obj, attribute)
+        return obj
+    except ModuleNotFoundError as exc:
+        if _is_prefix(exc.name, target):
+            searched = ", ".join(paths.import_dirs())
+            raise ConfigError(
+                f"{key}: cannot import '{target}': no module '{exc.name}' (searched: {searched})"
+            ) from None
+        raise ConfigError(f"{key}: cannot import '{target}': {_failure(exc)}") from None
+    except Exception as exc:  # the module raised while importing, or a missing attribute
+        raise ConfigError(f"{key}: cannot import '{target}': {_failure(exc)}") from None
+
+
+def _import_longest_module(parts: list[str]) -> tuple[Any, list[str]]:
+    """The longest importable module prefix of ``parts`` and the attribute names after it."""
+    for end in range(len(parts), 0, -1):
+        name = ".".join(parts[:end])
+        try:
+            return importlib.import_module(name), parts[end:]
+        except ModuleNotFoundError as exc:
+            if end > 1 and _is_prefix(exc.name, name):
+                continue  # this prefix is not a module: its last part may be an attribute
+            raise
+    raise AssertionError("unreachable")
+
+
+def _is_prefix(module: str | None, dotted: str) -> bool:
+    """Whether ``module`` is ``dotted`` or a leading part of it (``a.b`` of ``a.b.C``)."""
+    return module is not None and f"{dotted}.".startswith(f"{module}.")
+
+
+def _failure(exc: BaseException) -> str:
+    """``Type: message`` of an import failure, with the file and line it was raised at."""
+    message = " ".join(str(exc).split())
+    where = ""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        message, where = exc.msg, f" ({exc.filename}:{exc.lineno})"
+    else:
+        frames = [
+            f for f in traceback.extract_tb(exc.__traceback__) if "importlib" not in f.filename
+        ]
+        if frames and frames[-1].filename != __file__:
+            where = f" ({frames[-1].filename}:{frames[-1].lineno})"
+    return f"{type(exc).__name__}: {message}{where}"
 
 
 def validate_arguments(
@@ -86,10 +150,7 @@ def _validate_nested(value: Any, key: str) -> Any:
     if "_target_" not in value:
         return {k: _validate_nested(v, f"{key}.{k}") for k, v in value.items()}
     target = value["_target_"]
-    try:
-        obj = get_object(target)
-    except Exception as exc:  # ImportError, AttributeError, ValueError from Hydra
-        raise ConfigError(f"{key}._target_: cannot import '{target}' ({exc})") from None
+    obj = locate(target, f"{key}._target_")
     if not callable(obj):
         raise ConfigError(f"{key}._target_: '{target}' is not callable")
     special = {k: v for k, v in value.items() if k.startswith("_") and k.endswith("_")}

@@ -3,6 +3,9 @@
 Any user error ends as one line on stderr, ``error: ...`` naming the key, file or value, and
 exit code 2, never a traceback. A single run that fails exits 1; a sweep exits 1 when any of its
 runs failed. ``OPTBENCH_DEBUG=1`` shows the full traceback of a user error.
+
+Help, ``--cfg`` and config errors import neither torch, MLflow nor pandas: the runner, the
+tracking store and the sweep machinery are imported when a job runs.
 """
 
 from __future__ import annotations
@@ -13,25 +16,29 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import hydra
-import yaml
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
-from omegaconf import DictConfig
+from optbench.platform import paths
+from optbench.platform.errors import Abort, ConfigError, OptbenchError
 
-from optbench.platform import dashboard, paths, progress, schema, sweep
-from optbench.platform.errors import Abort, ConfigError, OptbenchError, TrackingError
-from optbench.platform.runner import RunSummary, execute, write_summary
-from optbench.platform.tracking import PARENT_RUN_ENV, RunStatus, make_tracker
-from optbench.platform.tuning import pruning_hook
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from optbench.platform.runner import RunSummary
 
 log = logging.getLogger("optbench")
 
 
 def run_job(cfg: DictConfig) -> RunSummary:
     """The Hydra task: one job = one run (or a skip), summarised into the job's output dir."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from optbench.platform import dashboard, progress, schema, sweep
+    from optbench.platform.runner import execute, write_summary
+    from optbench.platform.tracking import PARENT_RUN_ENV, make_tracker
+    from optbench.platform.tuning import pruning_hook
+
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
     choices = hc.runtime.choices
@@ -60,6 +67,7 @@ def run_job(cfg: DictConfig) -> RunSummary:
                 local_dir=Path(hc.runtime.output_dir),
                 on_evaluation=pruning_hook(cfg.tuning),
                 monitor=monitor,
+                finished=sweep.read_finished_index(Path(hc.sweep.dir)) if multirun else None,
             )
     except OptbenchError as exc:
         # A BaseException passes through Hydra's job wrapper, which would print its own line.
@@ -70,6 +78,9 @@ def run_job(cfg: DictConfig) -> RunSummary:
 
 
 def _print_run(summary: RunSummary, uri: str | None) -> None:
+    from optbench.platform import dashboard
+    from optbench.platform.tracking import RunStatus
+
     print(f"status: {summary.status.value} ({summary.stop_reason or summary.error})")
     if summary.status is not RunStatus.skipped:
         print(f"steps: {summary.steps}, algorithm time: {summary.time_s:.3f} s")
@@ -143,6 +154,7 @@ def _fail(message: str, code: int = 2) -> NoReturn:
 
 def _guard(entry: Any) -> Any:
     """Run ``entry()`` turning user errors into one line and exit code 2."""
+    import yaml
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
@@ -172,10 +184,53 @@ def _guard(entry: Any) -> Any:
         if debug or not _raised_in_hydra(exc):
             raise
         _fail(" ".join(str(exc).split()))
-    except sweep.SweepFailed:
-        sys.exit(1)  # the sweep printed which runs failed
     except KeyboardInterrupt:
         _fail("interrupted: the current run is recorded as KILLED with what it had logged", 130)
+    except BaseException as exc:
+        sweep = sys.modules.get("optbench.platform.sweep")  # imported when a sweep ran
+        if sweep is not None and isinstance(exc, sweep.SweepFailed):
+            sys.exit(1)  # the sweep printed which runs failed
+        raise
+
+
+USAGE = """\
+usage: optbench [KEY=VALUE ...]              one run
+       optbench -m [KEY=V1,V2 ...]           a sweep: every combination is one run
+       optbench --cfg job [KEY=VALUE ...]    print the composed config, run nothing
+       optbench --hydra-help                 Hydra's own command-line flags
+
+A problem, an algorithm and a device composed from config groups; any key is an override away:
+  optbench problem=logreg problem.dataset=a9a algorithm=sgd algorithm.schedule=cosine seed=3
+  optbench -m experiment=logreg_schedules   (a paper's sweep; its report at the end)
+"""
+
+
+def help_text(config_dir: Path) -> str:
+    """The ``--help`` text: usage, every config group with its options (read from the config
+    directory, which is what Hydra would list) and the run-level keys with their defaults."""
+    import yaml
+
+    lines = [USAGE, "config groups (GROUP=OPTION):"]
+    for group in sorted(p for p in config_dir.rglob("*") if p.is_dir()):
+        options = sorted(f.stem for f in group.glob("*.yaml"))
+        if options and group.name != "job_logging":
+            name = group.relative_to(config_dir).as_posix()
+            lines.append(f"  {name}: {', '.join(options)}")
+    root = yaml.safe_load((config_dir / "config.yaml").read_text()) or {}
+    keys = {k: v for k, v in _flat(root).items() if not k.startswith(("defaults", "hydra"))}
+    lines.append("\nrun-level keys (defaults):")
+    lines.extend(f"  {k}={'null' if v is None else v}" for k, v in keys.items())
+    return "\n".join(lines)
+
+
+def _flat(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if isinstance(value, dict) and value:
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 #: options with which Hydra only prints something (nothing is written under runs/)
@@ -196,17 +251,41 @@ def _check_runs_dir() -> None:
 
 
 def main() -> None:
-    """``optbench [overrides]`` / ``optbench -m [sweep overrides]`` / ``optbench ui ...``."""
-    if sys.argv[1:2] == ["ui"]:
-        ui_main(sys.argv[2:])
+    """``optbench [overrides]`` / ``optbench -m [sweep overrides]``; ``optbench init [DIR]``
+    (a new project, ``optbench.platform.scaffold``); ``optbench ui ...`` (the dashboard);
+    ``optbench --version``."""
+    args = sys.argv[1:]
+    if args[:1] == ["ui"]:
+        ui_main(args[1:])
         return
-    if not any(a.split("=")[0] in INFO_OPTIONS for a in sys.argv[1:]):
+    if "--version" in args:
+        import optbench
+
+        print(f"optbench {optbench.__version__}")
+        return
+    if args[:1] == ["init"]:
+        from optbench.platform import scaffold
+
+        _guard(lambda: scaffold.main(args[1:]))
+        return
+    if any(a in ("-h", "--help") for a in args):
+        print(help_text(paths.config_dir()))  # Hydra's help composes every group: seconds
+        return
+    if not any(a.split("=")[0] in INFO_OPTIONS for a in args):
         _check_runs_dir()
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from optbench.platform import schema
+
     schema.register()
     single: list[tuple[RunSummary, str | None]] = []  # a single run's outcome and store
 
     @hydra.main(config_path=str(paths.config_dir()), config_name="config", version_base="1.3")
     def app(cfg: DictConfig) -> RunSummary:
+        from optbench.platform.tracking import make_tracker
+
         summary = run_job(cfg)
         if HydraConfig.get().mode == RunMode.RUN:
             single.append((summary, make_tracker(cfg.tracking, cfg.experiment_name).uri))
@@ -216,37 +295,85 @@ def main() -> None:
     if single:
         summary, uri = single[0]
         _print_run(summary, uri)
-        sys.exit(1 if summary.status is RunStatus.failed else 0)
+        sys.exit(1 if summary.status.value == "failed" else 0)
+
+
+REPORT_USAGE = """usage: optbench-report [--record] experiment=NAME [overrides]
+
+The tables, claims and plots of an experiment's logged runs. Takes the sweep's own overrides
+(a swept key such as seed=0,1,2 or problem.dataset=a,b restricts the report to those values)
+and report.* overrides (report.metric=..., +report.also=[...]). An experiment without a report:
+block gets the default report (rows: swept problem keys, columns: swept algorithm keys, metric:
+the problem's headline). --record also writes docs/reproductions/NAME.md from the preset's
+reproduction: block and updates the README's index of reproductions."""
 
 
 def report_main(argv: list[str] | None = None) -> None:
-    """``optbench-report experiment=NAME [overrides]``: tables and plots of an experiment."""
+    """``optbench-report [--record] experiment=NAME [overrides]``."""
     args = sys.argv[1:] if argv is None else argv
     if any(a in ("-h", "--help") for a in args):
-        print("usage: optbench-report experiment=NAME [tracking.uri=URI] [report.metric=...]")
+        print(REPORT_USAGE)
         return
+    record = "--record" in args
+    args = [a for a in args if a != "--record"]
+    from optbench.platform import schema
+
     schema.register()
 
     def entry() -> None:
         from hydra import compose, initialize_config_dir
+        from hydra.core.override_parser.overrides_parser import OverridesParser
 
+        from optbench.platform import sweep
         from optbench.platform.report import write_report
+        from optbench.platform.reproduction import update_readme, write_record
+        from optbench.platform.tracking import make_tracker
 
         bad = [a for a in args if "=" not in a]
         if bad:
             raise ConfigError(f"expected key=value overrides, got '{bad[0]}'")
+        parsed = OverridesParser.create().parse_overrides(args)
+        is_report = [o.key_or_group.split(".")[0] == "report" for o in parsed]
+        report_changes = {
+            o.key_or_group.removeprefix("report").lstrip("."): o.value()
+            for o, r in zip(parsed, is_report, strict=True)
+            if r
+        }
+        others = [o for o, r in zip(parsed, is_report, strict=True) if not r]
+        fixed = []  # a sweep override composes with its first value
+        for o in others:
+            if not o.is_sweep_override():
+                fixed.append(o.input_line)
+            elif o.is_discrete_sweep():
+                fixed.append(f"{o.get_key_element()}={next(iter(o.sweep_string_iterator()))}")
         with initialize_config_dir(str(paths.config_dir()), version_base="1.3"):
-            cfg = compose("config", overrides=args)
-        if cfg.get("report") is None:
-            raise ConfigError(
-                f"experiment '{cfg.experiment_name}' has no report: block; "
-                "pick one with experiment=NAME"
-            )
+            cfg = compose("config", overrides=fixed, return_hydra_config=True)
+        task = [o.input_line for o in others]
+        values = sweep.sweep_values(cfg.hydra.sweeper.get("params"), task)
         tracker = make_tracker(cfg.tracking, cfg.experiment_name)
         if not tracker.enabled:
             raise ConfigError("tracking=none: a report reads runs back from a tracking store")
-        result = write_report(cfg.report, tracker, cfg.experiment_name)
+        swept = [key for key, taken in values.items() if len(taken) > 1]
+        result = write_report(
+            cfg.get("report"),
+            tracker,
+            cfg.experiment_name,
+            only=values,
+            swept=swept,
+            changes=report_changes,
+        )
         print(result.describe())
+        if record:
+            if cfg.get("reproduction") is None:
+                raise ConfigError(
+                    f"--record: experiment '{cfg.experiment_name}' has no reproduction: block"
+                )
+            docs = paths.project_root() / "docs" / "reproductions"
+            written = write_record(
+                cfg.experiment_name, cfg.reproduction, result.out_dir, docs, task
+            )
+            update_readme(paths.project_root() / "README.md", docs)
+            print(f"record:  {written.path} ({written.verdicts})")
 
     _guard(entry)
 
@@ -265,12 +392,16 @@ def ui_main(argv: list[str]) -> None:
         return
     options = {"--host": "127.0.0.1", "--port": "5001"}
     overrides: list[str] = []
+    from optbench.platform import schema
+
     schema.register()
 
     def entry() -> None:
         from hydra import compose, initialize_config_dir
 
-        from optbench.platform import server, store
+        from optbench.platform import dashboard, server, store
+        from optbench.platform.errors import TrackingError
+        from optbench.platform.tracking import make_tracker
 
         items = iter(argv)
         for arg in items:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sys
 
 import numpy as np
 import torch
@@ -52,12 +53,21 @@ def resolve_dtype(name: str, device: torch.device | None = None) -> torch.dtype:
 
 
 def configure_torch(threads: int | None, deterministic: bool) -> None:
-    """Set the intra-op thread count and, if asked, deterministic kernels."""
+    """Set the intra-op thread count and, if asked, deterministic kernels.
+
+    ``torch.use_deterministic_algorithms`` also sets the compiler's (inductor's) flag and imports
+    ``torch._dynamo`` and ``torch._inductor`` to do so: 1.5-4x the cost of importing torch, paid
+    by every run of every process although optbench compiles nothing. The kernels' flag is set
+    directly here, and the compiler's only when something already imported the compiler.
+    """
     if threads is not None:
         if threads < 1:
             raise ConfigError(f"device.threads: must be >= 1, got {threads}")
         torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    torch._C._set_deterministic_algorithms(deterministic, warn_only=True)
+    inductor_config = sys.modules.get("torch._inductor.config")
+    if inductor_config is not None:
+        inductor_config.deterministic = deterministic
 
 
 def seed_everything(seed: int) -> None:

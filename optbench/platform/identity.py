@@ -16,7 +16,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 #: Top-level keys that do not change a run's numbers.
-NOT_IDENTITY = frozenset({"hydra", "tracking", "force", "report", "experiment_name", "tuning"})
+NOT_IDENTITY = frozenset(
+    {"hydra", "tracking", "force", "report", "reproduction", "experiment_name", "tuning"}
+)
 
 MAX_PARAM_VALUE = 6000
 

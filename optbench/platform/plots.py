@@ -18,12 +18,20 @@ from optbench.platform.results import RunStore, value_column
 from optbench.platform.schema import spec_value
 from optbench.platform.tables import Table, chosen_runs, success_mask
 
+#: panels side by side in a convergence plot, and their width in inches (3 x 3.6 in at the
+#: 110 dpi the plots are saved at: about 1200 pixels, the report page's width).
+MAX_COLUMNS = 3
+PANEL_WIDTH = 3.6
+
 
 def convergence_plot(
     store: RunStore, frame: pd.DataFrame, table: Table, plot: Any, path: Path
 ) -> None:
-    """``plot.metric`` against step or time for each chosen configuration: mean over seeds,
-    shaded between the seeds' min and max; one panel per row of the table."""
+    """``plot.metric`` against step or time for each chosen configuration, one panel per row of
+    the table. Against ``step`` (shared by the seeds): the mean over seeds, shaded between the
+    seeds' min and max. Against anything else (``time_s``: each seed has its own clock): every
+    seed's own curve, never averaged over unequal x values. At most ``MAX_COLUMNS`` panels
+    side by side, ``PANEL_WIDTH`` inches each, so the figure fits a page."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -37,9 +45,11 @@ def convergence_plot(
         else [("all", table.cells)]
     )
     panels = list(panels)
-    ncols = min(4, len(panels))
+    ncols = min(MAX_COLUMNS, len(panels))
     nrows = math.ceil(len(panels) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(PANEL_WIDTH * ncols, 2.8 * nrows), squeeze=False
+    )
     for ax, (panel, cells) in zip(axes.flat, panels, strict=False):
         for _, cell in cells.iterrows():
             mask = np.ones(len(frame), dtype=bool)
@@ -56,10 +66,23 @@ def convergence_plot(
                 curves.append(y)
             if not curves:
                 continue
-            joined = pd.concat(curves, axis=1).sort_index().interpolate(limit_area="inside")
-            if plot.log_y:  # non-positive values have no place on a log axis: leave gaps
-                joined = joined.where(joined > 0)
             label = ", ".join(str(cell[c]) for c in table.columns) or "runs"
+            if plot.log_y:  # non-positive values have no place on a log axis: leave gaps
+                curves = [c.where(c > 0) for c in curves]
+            if plot.x != "step":
+                color = None
+                for i, curve in enumerate(curves):
+                    drawn = ax.plot(
+                        curve.index,
+                        curve.to_numpy(),
+                        color=color,
+                        alpha=0.7,
+                        linewidth=1,
+                        label=label if i == 0 else None,
+                    )[0]
+                    color = drawn.get_color()
+                continue
+            joined = pd.concat(curves, axis=1).sort_index().interpolate(limit_area="inside")
             line = ax.plot(joined.index, joined.mean(axis=1), label=label)[0]
             ax.fill_between(
                 joined.index,
@@ -69,7 +92,8 @@ def convergence_plot(
                 alpha=0.2,
                 linewidth=0,
             )
-        title = panel if not isinstance(panel, tuple) else ", ".join(map(str, panel))
+        values = panel if isinstance(panel, tuple) else (panel,)
+        title = ", ".join(f"{k}={v}" for k, v in zip(table.rows, values, strict=False)) or "all"
         ax.set_title(str(title), fontsize=9)
         ax.set_xlabel(plot.x)
         ax.set_ylabel(plot.metric)

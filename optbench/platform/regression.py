@@ -1,16 +1,21 @@
-"""Regression gates: rerun quick experiments and compare their report tables with baselines.
+"""Regression gates: rerun quick experiments and compare their report tables and claim
+verdicts with baselines.
 
 ``benchmarks/baselines/<experiment>.yaml`` holds every cell of the experiment's report tables
-(the main metric and each ``report.also`` metric) with its direction and tolerance. A cell
-regresses when its new mean is worse than ``value * (1 + rtol) + atol`` (goal ``min``) or
-``value * (1 - rtol) - atol`` (goal ``max``), or when it is missing. ``optbench-check`` reruns
-each experiment from scratch (fresh store, nothing skipped) and lists every regressed cell with
-old value, new value and tolerance; ``optbench-check --update`` rewrites the baselines.
+(the main metric and each ``report.also`` metric) with its direction and tolerance, and the
+verdict of each of its claims. A cell regresses when its new mean is worse than
+``value * (1 + rtol) + atol`` (goal ``min``) or ``value * (1 - rtol) - atol`` (goal ``max``), or
+when it is missing; a claim regresses when it was ``reproduced`` and is now ``contradicted`` (or
+no longer decided at all). ``optbench-check`` reruns each experiment from scratch (fresh store,
+nothing skipped) and lists every regressed cell with old value, new value and tolerance, and
+every flipped claim; ``optbench-check claims EXPERIMENT`` checks the claims only;
+``optbench-check --update`` rewrites the baselines.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import subprocess
@@ -26,7 +31,7 @@ import yaml
 from optbench.platform import paths
 
 DEFAULT_RTOL = 0.05
-STATS = {"mean", "std", "n", "ci95"}
+STATS = {"mean", "std", "n", "ci95", "mark"}
 
 
 def baselines_dir() -> Path:
@@ -79,6 +84,51 @@ def key_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in frame.columns if c not in STATS]
 
 
+def read_claims(report_dir: Path) -> pd.DataFrame | None:
+    """The report's ``claims.csv`` (None when the experiment states no claims)."""
+    path = report_dir / "claims.csv"
+    return pd.read_csv(path) if path.exists() else None
+
+
+def claim_entries(claims: pd.DataFrame | None) -> list[dict[str, str]]:
+    if claims is None:
+        return []
+    return [{"id": str(c["claim"]), "verdict": str(c["verdict"])} for _, c in claims.iterrows()]
+
+
+@dataclass
+class FlippedClaim:
+    experiment: str
+    claim: str
+    new: str | None
+    evidence: str
+
+    def line(self) -> str:
+        now = self.new or "not decided (missing from the report)"
+        detail = f": {self.evidence}" if self.evidence else ""
+        return f"{self.experiment}: claim {self.claim}: baseline reproduced, now {now}{detail}"
+
+
+def compare_claims(baseline: dict[str, Any], claims: pd.DataFrame | None) -> list[FlippedClaim]:
+    """Claims the baseline has as reproduced that are now contradicted or missing."""
+    now = {} if claims is None else {str(c["claim"]): c for _, c in claims.iterrows()}
+    flipped = []
+    for entry in baseline.get("claims") or []:
+        if entry["verdict"] != "reproduced":
+            continue
+        new = now.get(entry["id"])
+        if new is None or new["verdict"] == "contradicted":
+            flipped.append(
+                FlippedClaim(
+                    baseline["experiment"],
+                    entry["id"],
+                    None if new is None else str(new["verdict"]),
+                    "" if new is None else str(new["evidence"]),
+                )
+            )
+    return flipped
+
+
 def make_baseline(
     experiment: str,
     tables: dict[str, pd.DataFrame],
@@ -86,6 +136,7 @@ def make_baseline(
     metric: str,
     rtol: float = DEFAULT_RTOL,
     atol: float = 0.0,
+    claims: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     entries = []
     for name, frame in tables.items():
@@ -101,7 +152,14 @@ def make_baseline(
                     "value": float(row["mean"]),
                 }
             )
-    return {"experiment": experiment, "goal": goal, "rtol": rtol, "atol": atol, "metrics": entries}
+    return {
+        "experiment": experiment,
+        "goal": goal,
+        "rtol": rtol,
+        "atol": atol,
+        "metrics": entries,
+        "claims": claim_entries(claims),
+    }
 
 
 def compare(baseline: dict[str, Any], tables: dict[str, pd.DataFrame]) -> list[Regression]:
@@ -132,15 +190,24 @@ def compare(baseline: dict[str, Any], tables: dict[str, pd.DataFrame]) -> list[R
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``optbench-check [--update] [--baselines DIR] [EXPERIMENT ...] [-- overrides]``."""
+    """``optbench-check [--update] [--baselines DIR] [claims] [EXPERIMENT ...] [--override O]``.
+
+    With ``claims`` first, only the claims' verdicts are compared."""
     parser = argparse.ArgumentParser(prog="optbench-check", description=__doc__.split("\n\n")[0])
-    parser.add_argument("experiments", nargs="*", help="default: every baseline file")
+    parser.add_argument(
+        "experiments", nargs="*", help="default: every baseline file; 'claims' first: claims only"
+    )
     parser.add_argument("--update", action="store_true", help="rewrite the baselines")
     parser.add_argument("--baselines", type=Path, default=None)
     parser.add_argument("--override", action="append", default=[], help="extra sweep overrides")
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="keep each run in KEEP/<experiment> (reports)"
+    )
     args = parser.parse_args(argv)
+    only_claims = bool(args.experiments) and args.experiments[0] == "claims"
+    names = args.experiments[1:] if only_claims else args.experiments
     folder = args.baselines or baselines_dir()
-    experiments = args.experiments or sorted(p.stem for p in folder.glob("*.yaml"))
+    experiments = names or sorted(p.stem for p in folder.glob("*.yaml"))
     if not experiments:
         print(
             f"error: no baselines in {folder}; create one with --update EXPERIMENT", file=sys.stderr
@@ -152,9 +219,15 @@ def main(argv: list[str] | None = None) -> None:
         if not args.update and not file.exists():
             print(f"error: no baseline {file}", file=sys.stderr)
             sys.exit(2)
-        with tempfile.TemporaryDirectory(prefix="optbench-check-") as tmp:
+        workdir: Any = (
+            contextlib.nullcontext(str(args.keep / experiment))
+            if args.keep
+            else tempfile.TemporaryDirectory(prefix="optbench-check-")
+        )
+        with workdir as tmp:
             code, report = run_experiment(experiment, Path(tmp), args.override)
             tables = read_tables(report)
+            claims = read_claims(report)
             spec_text = (report / "report.yaml").read_text() if tables else ""
         if code != 0 or not tables:
             print(f"{experiment}: the sweep failed (exit {code}); no comparison")
@@ -167,15 +240,25 @@ def main(argv: list[str] | None = None) -> None:
             old = yaml.safe_load(file.read_text()) if file.exists() else {}
             tolerances = {k: float(old[k]) for k in ("rtol", "atol") if k in old}
             file.parent.mkdir(parents=True, exist_ok=True)
-            baseline = make_baseline(experiment, tables, goal, metric, **tolerances)
+            baseline = make_baseline(experiment, tables, goal, metric, claims=claims, **tolerances)
             file.write_text(yaml.safe_dump(baseline, sort_keys=False))
             print(f"{experiment}: baseline written to {file}")
             continue
         baseline = yaml.safe_load(file.read_text())
-        regressions = compare(baseline, tables)
-        for regression in regressions:
-            print("REGRESSED " + regression.line())
-        total = len(baseline["metrics"])
-        print(f"{experiment}: {total - len(regressions)} of {total} metrics within tolerance")
-        failed |= bool(regressions)
+        if not only_claims:
+            regressions = compare(baseline, tables)
+            for regression in regressions:
+                print("REGRESSED " + regression.line())
+            total = len(baseline["metrics"])
+            print(f"{experiment}: {total - len(regressions)} of {total} metrics within tolerance")
+            failed |= bool(regressions)
+        flipped = compare_claims(baseline, claims)
+        for claim in flipped:
+            print("FLIPPED " + claim.line())
+        held = [c for c in baseline.get("claims") or [] if c["verdict"] == "reproduced"]
+        print(
+            f"{experiment}: {len(held) - len(flipped)} of {len(held)} reproduced claims not "
+            "contradicted"
+        )
+        failed |= bool(flipped)
     sys.exit(1 if failed else 0)

@@ -15,10 +15,12 @@ has no runs.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import math
-from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -109,6 +111,40 @@ def finished_runs(store: RunStore, identities: Collection[str]) -> dict[str, Sto
         if identity in wanted and identity not in found:
             found[identity] = run
     return found
+
+
+@dataclass
+class FinishedIndex:
+    """The resume lookup of a whole sweep, done once before its jobs start: of the config
+    hashes in ``checked``, those with a FINISHED run (``finished``). A hash that occurs twice in
+    one sweep is left out of ``checked``: its second job must see the first one's run."""
+
+    checked: set[str] = field(default_factory=set)
+    finished: dict[str, StoredRun] = field(default_factory=dict)
+
+    def covers(self, identity: str) -> bool:
+        return identity in self.checked
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "checked": sorted(self.checked),
+                "finished": {k: asdict(v) for k, v in self.finished.items()},
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> FinishedIndex:
+        data = json.loads(text)
+        finished = {k: StoredRun(**v) for k, v in data["finished"].items()}
+        return cls(set(data["checked"]), finished)
+
+
+def finished_index(store: RunStore, identities: Sequence[str]) -> FinishedIndex:
+    """The ``FinishedIndex`` of a sweep whose jobs have config hashes ``identities``."""
+    counts = Counter(identities)
+    once = {identity for identity, n in counts.items() if n == 1}
+    return FinishedIndex(once, finished_runs(store, once))
 
 
 def series(store: RunStore, run_id: str, key: str) -> pd.Series:

@@ -10,9 +10,10 @@
 4. iterate the algorithm under the budget; the first ``Progress`` is the starting point (step 0);
    every ``eval_every`` steps and at the end call ``problem.evaluate`` outside the algorithm clock;
 5. stop on ``max_steps``, target, the algorithm's convergence, NaN/inf in a metric (``diverged``),
-   the time limit (``timed_out``) or an exception (``failed``, traceback kept); a generator that
-   returns a value (``return "why"``) ends the run as finished with stop reason
-   ``algorithm stopped: why``;
+   the time limit (``timed_out``), ``budget.stall_steps`` steps that changed neither the iterate
+   nor the progress metrics (``stalled``, ``optbench.platform.stagnation``) or an exception
+   (``failed``, traceback kept); a generator that returns a value (``return "why"``) ends the run
+   as finished with stop reason ``algorithm stopped: why``;
 6. end the tracked run with its status and return a ``RunSummary``.
 """
 
@@ -48,6 +49,7 @@ from optbench.platform.errors import OptbenchError
 from optbench.platform.identity import as_params, config_hash, resolved
 from optbench.platform.results import DESCRIBE, TAG
 from optbench.platform.schema import check_run_keys
+from optbench.platform.stagnation import StagnationWatch
 from optbench.platform.tracking import (
     NullTracker,
     RunRecorder,
@@ -139,6 +141,7 @@ def execute(
     local_dir: Path | None = None,
     on_evaluation: EvaluationHook | None = None,
     monitor: Monitor | None = None,
+    finished: results.FinishedIndex | None = None,
 ) -> RunSummary:
     """Run (or skip) the job described by the composed config ``cfg``.
 
@@ -148,13 +151,17 @@ def execute(
     run and summarised. ``local_dir`` receives a copy of the run's metrics before they are sent
     to the store. ``on_evaluation(step, metrics)`` is called after every evaluation; returning
     True stops the run as ``pruned`` (Optuna's pruners use it). ``monitor`` sees every step and
-    evaluation.
+    evaluation. ``finished``: the sweep's resume lookup, done once for all its jobs; a config
+    hash it does not cover is looked up in the store.
     """
     config = resolved(cfg)
     identity = config_hash(config)
     summary = RunSummary(name=name, status=RunStatus.skipped, config_hash=identity)
     if not cfg.force:
-        previous = results.finished_run(tracker, identity)
+        if finished is not None and finished.covers(identity):
+            previous = finished.finished.get(identity)
+        else:
+            previous = results.finished_run(tracker, identity)
         if previous is not None:
             log.info("skip %s: FINISHED run %s has config hash %s", name, previous.run_id, identity)
             summary.run_id = previous.run_id
@@ -367,6 +374,7 @@ def _drive(
         return value <= target.value if target.goal.value == "min" else value >= target.value
 
     on_cuda = ctx.device.type == "cuda"
+    stagnation = StagnationWatch(None if problem.stream else budget.stall_steps)
     limit = budget.time_limit_s
     grace = 0.0 if limit is None else max(0.5, 0.05 * limit)  # before a hung step is cut
     generator = algorithm.run(problem, ctx)
@@ -425,6 +433,10 @@ def _drive(
                     break
                 if progress.converged:
                     reason = "converged"
+                    break
+                if stagnation.observe(solution, progress.metrics):
+                    status = RunStatus.stalled
+                    reason = f"unchanged iterate and progress metrics ({stagnation.repeated} steps)"
                     break
                 if steps % eval_every == 0:
                     metrics = evaluate(steps)

@@ -48,11 +48,15 @@ class TargetConfig:
 
 @dataclass
 class BudgetConfig:
-    """The runner's stopping rules. ``time_limit_s`` counts algorithm time only."""
+    """The runner's stopping rules. ``time_limit_s`` counts algorithm time only.
+    ``stall_steps``: end the run as ``stalled`` once this many consecutive steps changed neither
+    the iterate nor the progress metrics (``None``: never; streams are exempt, see
+    ``optbench.platform.stagnation``)."""
 
     max_steps: int = 1000
     time_limit_s: float | None = None
     target: TargetConfig = field(default_factory=TargetConfig)
+    stall_steps: int | None = 20
 
 
 @dataclass
@@ -119,6 +123,83 @@ class SuccessSpec:
     goal: Goal = Goal.min
 
 
+class ClaimKind(Enum):
+    compare = "compare"
+    ratio = "ratio"
+    reference = "reference"
+    rank = "rank"
+    trend = "trend"
+
+
+class Relation(Enum):
+    better = "better"
+    no_worse = "no_worse"
+
+
+class Scale(Enum):
+    """How a margin or tolerance is measured: a fraction of the other value, or in units."""
+
+    relative = "relative"
+    absolute = "absolute"
+
+
+class Across(Enum):
+    """How many rows of the table a claim must hold in: every one, more than half, one."""
+
+    all = "all"
+    majority = "majority"
+    any = "any"
+
+
+class Direction(Enum):
+    decreasing = "decreasing"
+    increasing = "increasing"
+
+
+@dataclass
+class ClaimSpec:
+    """A paper's claim, decided on the report's chosen runs (see ``optbench.platform.claims``;
+    the format: ``docs/claims.md``). Which keys apply depends on ``kind``:
+
+    - ``compare``: ``a`` vs ``b`` per row (``relation``, ``margin``, ``margin_type``);
+    - ``ratio``: the paired ratio ``a``/``b`` (or ``a`` alone) ``op`` ``bound``;
+    - ``reference``: ``a`` within ``tolerance`` of ``reference`` (a number or a run column);
+    - ``rank``: ``a`` is among the best ``k`` columns of each row;
+    - ``trend``: ``a`` (or ``a``/``b``) monotone (``direction``) ``over`` a config key or ``step``.
+
+    ``a`` and ``b`` select a column of the table: config keys (or ``algorithm``/``problem``
+    names) -> a value. ``across``: the rows the claim must hold in; ``where`` restricts rows.
+    """
+
+    id: str = MISSING
+    kind: ClaimKind = MISSING
+    text: str = MISSING
+    source: str = MISSING
+    metric: str | None = None  # default: the report's metric
+    goal: Goal | None = None  # default: the report's goal
+    a: dict[str, Any] = MISSING
+    b: dict[str, Any] | None = None
+    across: Across = Across.all
+    where: dict[str, list[Any]] = field(default_factory=dict)
+    alpha: float = 0.05
+    # compare
+    relation: Relation = Relation.better
+    margin: float = 0.0
+    margin_type: Scale = Scale.relative
+    # ratio
+    op: str | None = None  # "<=" | ">="
+    bound: float | None = None
+    # reference
+    reference: Any = None  # a number, or a run column such as describe.f_star
+    tolerance: float | None = None
+    tolerance_type: Scale = Scale.absolute
+    # rank
+    k: int = 1
+    # trend
+    over: str | None = None  # a config key, or ``step`` (the evaluation series)
+    direction: Direction | None = None
+
+
 @dataclass
 class ReportSpec:
     """How the runs of an experiment become a comparison table (see ``optbench.platform.report``).
@@ -148,6 +229,40 @@ class ReportSpec:
     #: more values per cell (final metrics or run columns such as ``steps``, ``stop_reason``,
     #: ``describe.<fact>``), written as a long table (details.md/csv).
     details: list[str] = field(default_factory=list)
+    #: the paper's claims, each decided with paired statistics over seeds (``ClaimSpec``).
+    claims: list[ClaimSpec] = field(default_factory=list)
+
+
+class ProtocolScale(Enum):
+    """quick: minutes on 2 cores; ci: the regression gate's scale; paper: the authors' protocol."""
+
+    quick = "quick"
+    ci = "ci"
+    paper = "paper"
+
+
+@dataclass
+class DeviationSpec:
+    """A setting where a preset departs from the authors' code: a named option of ours."""
+
+    option: str = MISSING  # the override selecting it, e.g. algorithm.smoothing=nearest
+    authors: str = MISSING  # what the authors' code does
+    ours: str = MISSING  # what the preset does, and why
+    effect: str = MISSING  # its measured effect
+
+
+@dataclass
+class ReproductionSpec:
+    """The record of a paper reproduction (``docs/reproductions/<experiment>.md`` is generated
+    from it and the report). Not part of any run's identity."""
+
+    paper: str = MISSING
+    authors_code: str | None = None
+    scale: ProtocolScale = ProtocolScale.quick
+    protocol: str = MISSING
+    differs_from_paper: str | None = None
+    main_figure: str | None = None  # a plot file name of the report
+    deviations: list[DeviationSpec] = field(default_factory=list)
 
 
 @dataclass
@@ -175,6 +290,7 @@ class OptbenchConfig:
     problem: Any = MISSING
     algorithm: Any = MISSING
     report: ReportSpec | None = None
+    reproduction: ReproductionSpec | None = None
     tuning: TuningConfig = field(default_factory=TuningConfig)
 
 
@@ -209,6 +325,7 @@ def check_run_keys(cfg: Any) -> None:
         wanted = f"budget.target.metric={target.metric}"
         raise ConfigError(f"budget.target.value: required with {wanted}")
     within("budget.target.value", target.value, -math.inf)
+    within("budget.stall_steps", budget.stall_steps, 1)
     within("device.threads", cfg.device.threads, 1)
     within("tracking.max_points_per_metric", cfg.tracking.max_points_per_metric, 1)
 

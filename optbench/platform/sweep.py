@@ -38,9 +38,10 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from optbench.platform import dashboard, paths, progress
+from optbench.platform.cache import write_atomically
 from optbench.platform.errors import Abort, ConfigError
 from optbench.platform.identity import NOT_IDENTITY, as_params, config_hash, resolved
-from optbench.platform.results import TAG
+from optbench.platform.results import TAG, FinishedIndex, finished_index
 from optbench.platform.runner import SUMMARY_FILE, RunSummary
 from optbench.platform.tracking import (
     PARENT_RUN_ENV,
@@ -109,6 +110,29 @@ def expand_grid(params: Mapping[str, Any] | None, arguments: Sequence[str]) -> l
     return [list(job) for job in itertools.product(*axes.values())]
 
 
+def sweep_values(
+    params: Mapping[str, Any] | None, arguments: Sequence[str]
+) -> dict[str, list[str]]:
+    """Per config key of a sweep's overrides (``hydra.sweeper.params``, then the command line)
+    that is part of a run's identity: the values it takes, one for a fixed override.
+    Continuous ranges (Optuna's ``interval``), deletions and list or dict values are left out."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    texts = [f"{k}={v}" for k, v in (params or {}).items()] + list(arguments)
+    values: dict[str, list[str]] = {}
+    for override in OverridesParser.create().parse_overrides(texts):
+        key = override.key_or_group
+        if override.is_delete() or key.split(".")[0] in NOT_IDENTITY:
+            continue
+        if override.is_sweep_override():
+            taken = list(override.sweep_iterator()) if override.is_discrete_sweep() else []
+        else:
+            taken = [override.value()]
+        if taken and not any(isinstance(v, list | dict) or v is None for v in taken):
+            values[key] = [str(v) for v in taken]
+    return values
+
+
 def count_jobs(config: Any) -> int | None:
     """How many jobs the sweep will launch, when the sweeper says in advance (the grid sweeper:
     the product of the sweep lists; Optuna: ``n_trials``)."""
@@ -124,19 +148,29 @@ def job_stages(configs: Sequence[DictConfig]) -> list[list[int]]:
     """The jobs of a sweep (their composed configs) in stages: a job whose algorithm declares an
     input (``Algorithm.inputs``) that another job of the sweep provides is in a later stage than
     that job. Within a stage the sweep's order is kept. A job whose algorithm cannot be built is
-    left in the first stage: it fails when it runs, with its own error."""
+    left in the first stage: it fails when it runs, with its own error. Each distinct algorithm
+    config is built once."""
     from optbench.contracts.algorithm import Algorithm
     from optbench.platform.build import build
 
+    declared: dict[str, list[Any]] = {}
+    wants: list[list[Any]] = []
+    for cfg in configs:
+        try:
+            node = OmegaConf.to_container(cfg.algorithm, resolve=True)
+            key = json.dumps(node, sort_keys=True, default=str)
+            if key not in declared:
+                declared[key] = list(build(cfg.algorithm, Algorithm, "algorithm").inputs())
+            wants.append(declared[key])
+        except Exception:
+            wants.append([])
+    if not any(wants):
+        return [list(range(len(configs)))] if configs else []
     params = [as_params(resolved(c)) for c in configs]
     hashes = [config_hash(resolved(c)) for c in configs]
     depends: list[set[int]] = [set() for _ in configs]
     for j, cfg in enumerate(configs):
-        try:
-            inputs = build(cfg.algorithm, Algorithm, "algorithm").inputs()
-        except Exception:
-            continue
-        for wanted in inputs:
+        for wanted in wants[j]:
             config = resolved(cfg)
             ignore = [*wanted.best_over, *NOT_IDENTITY]
             target = _with_changes(config, wanted.changes)
@@ -165,6 +199,48 @@ def job_stages(configs: Sequence[DictConfig]) -> list[list[int]]:
     return [stages[k] for k in sorted(stages)]
 
 
+FINISHED_FILE = "optbench_finished.json"
+
+
+def write_finished_index(configs: Sequence[DictConfig], sweep_dir: Path) -> None:
+    """The resume lookup of every job of the sweep at once: one query to the tracking store for
+    all their config hashes, left in the sweep dir (``FINISHED_FILE``) where every job reads it,
+    whichever process or host it runs on. Nothing is written when the jobs log to more than one
+    store or the store cannot be read: each job then looks itself up."""
+    stores: set[tuple[str, str]] = set()
+    hashes = []
+    for cfg in configs:
+        config = resolved(cfg)
+        tracking = config["tracking"]
+        if str(tracking["backend"]) == "none":
+            return
+        stores.add((str(tracking["uri"]), str(config["experiment_name"])))
+        hashes.append(config_hash(config))
+    if len(stores) != 1:
+        return
+    try:
+        tracker = make_tracker(configs[0].tracking, configs[0].experiment_name)
+        index = finished_index(tracker, hashes)
+    except Exception as exc:  # the jobs will report the store's error themselves
+        log.warning("resume lookup for the whole sweep failed (%s); each job looks itself up", exc)
+        return
+    write_atomically(sweep_dir / FINISHED_FILE, index.to_json().encode())
+
+
+@functools.lru_cache(maxsize=4)
+def _read_index(file: Path, mtime_ns: int) -> FinishedIndex:
+    return FinishedIndex.from_json(file.read_text())
+
+
+def read_finished_index(sweep_dir: Path) -> FinishedIndex | None:
+    """The sweep's resume lookup (``write_finished_index``), if it was done."""
+    file = sweep_dir / FINISHED_FILE
+    try:
+        return _read_index(file, file.stat().st_mtime_ns)
+    except FileNotFoundError:
+        return None
+
+
 def _with_changes(config: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
     from optbench.platform.identity import unflatten_set
 
@@ -191,6 +267,28 @@ def sweep_hash(config: DictConfig) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def record_lost_job(config: DictConfig, reason: str) -> None:
+    """A job whose process died before it could report (a killed worker): its output dir gets
+    a failed summary, and its run, if it had opened one, is ended as FAILED with ``reason``."""
+    from optbench.platform.runner import write_summary
+
+    job_dir = Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)
+    (job_dir / ".hydra").mkdir(parents=True, exist_ok=True)
+    task = [str(o) for o in config.hydra.overrides.task]
+    (job_dir / ".hydra" / "overrides.yaml").write_text(OmegaConf.to_yaml(task))
+    choices = config.hydra.runtime.choices
+    name = f"{choices.get('algorithm') or 'algorithm'}@{choices.get('problem') or 'problem'}"
+    if config.hydra.job.override_dirname:
+        name += f" {config.hydra.job.override_dirname}"
+    identity = config_hash(resolved(config))
+    summary = RunSummary(name, RunStatus.failed, identity, error=reason)
+    write_summary(summary, job_dir)
+    parent = config.hydra.job.env_set.get(PARENT_RUN_ENV)
+    tracker = make_tracker(config.tracking, config.experiment_name)
+    if tracker.enabled and parent:
+        tracker.end_running(parent, identity, RunStatus.failed, reason)
+
+
 def collect(sweep_dir: Path) -> SweepOutcome:
     """Read the job summaries under ``sweep_dir`` (job subdirs are named by job number)."""
     job_dirs = [d for d in sweep_dir.iterdir() if d.is_dir() and (d / ".hydra").exists()]
@@ -206,7 +304,12 @@ def format_outcome(outcome: SweepOutcome, elapsed_s: float) -> str:
     counts = ", ".join(f"{n} {status}" for status, n in sorted(outcome.counts.items()))
     lines = [f"sweep: {outcome.launched} jobs in {elapsed_s:.1f} s: {counts or 'nothing ran'}"]
     for s in outcome.summaries:
-        if s.status in (RunStatus.failed, RunStatus.diverged, RunStatus.timed_out):
+        if s.status in (
+            RunStatus.failed,
+            RunStatus.diverged,
+            RunStatus.timed_out,
+            RunStatus.stalled,
+        ):
             detail = s.error or s.stop_reason
             lines.append(f"  {s.status.value}: {s.name} (run {s.run_id}): {detail}")
     if outcome.missing:
@@ -260,6 +363,12 @@ class SweepCallback(Callback):
 
     @abort_on_error
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        report = config.get("report")
+        if report is not None and report.get("claims"):
+            from optbench.platform.claims import parse_claims
+
+            # a malformed claim fails now, not after the sweep has run
+            parse_claims(report.claims, "metric", str(getattr(report.goal, "value", "min")))
         self._started = time.perf_counter()
         jobs = count_jobs(config)  # also refuses an empty sweep list, before anything is tracked
         self._sweep_dir = Path(str(config.hydra.sweep.dir))
@@ -289,6 +398,28 @@ class SweepCallback(Callback):
             self._previous_sigint = signal.signal(signal.SIGINT, self._interrupted)
         if progress.enabled():
             self._bar = progress.SweepProgress(self._sweep_dir, jobs).start()
+
+    def _report(self, config: DictConfig, tracker: NullTracker, outcome: SweepOutcome) -> None:
+        """The experiment's report on the runs this sweep's overrides select; without a
+        ``report:`` block, the default report of this sweep's own runs (or a line saying why
+        there is none)."""
+        from optbench.platform.report import write_report
+
+        values = sweep_values(config.hydra.sweeper.get("params"), config.hydra.overrides.task)
+        report = config.get("report")
+        if report is not None:
+            result = write_report(report, tracker, config.experiment_name, only=values)
+        else:
+            swept = [key for key, taken in values.items() if len(taken) > 1]
+            run_ids = [s.run_id for s in outcome.summaries if s.run_id]
+            try:
+                result = write_report(
+                    None, tracker, config.experiment_name, only=values, run_ids=run_ids, swept=swept
+                )
+            except ConfigError as exc:
+                print(f"no report: {exc}", flush=True)
+                return
+        print(result.describe(), flush=True)
 
     def _interrupted(self, signum: int, frame: Any) -> None:
         """Ctrl-C: close the parent run as KILLED (a rerun resumes it), then interrupt."""
@@ -321,10 +452,7 @@ class SweepCallback(Callback):
         count_tags = {f"{TAG}sweep.{k}": str(v) for k, v in outcome.counts.items()}
         tracker.close_sweep(self._parent, count_tags, failed=outcome.failed)
         report = config.get("report")
-        if report is not None and report.auto and tracker.enabled:
-            from optbench.platform.report import write_report
-
-            result = write_report(report, tracker, config.experiment_name)
-            print(result.describe(), flush=True)
+        if tracker.enabled and (report is None or report.auto):
+            self._report(config, tracker, outcome)
         if outcome.failed:
             raise SweepFailed(outcome)

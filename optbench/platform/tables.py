@@ -9,6 +9,10 @@ into cells of statistics over seeds, and the per-cell extras of solver suites.
    added to the rows, so no two different configurations are ever averaged together.
 3. ``also_table``: another metric at the configurations a table chose; ``success_counts``,
    ``missing_values`` and ``details_table`` for suites of problems; ``pivot`` as a grid of text.
+
+A cell is marked ``best`` only when it is significantly better than every other cell of its row
+(paired over seeds, Holm; ``optbench.platform.paired.best_cells``), else the cells not
+distinguishable from the row's best are marked ``tied``: ``cells["mark"]``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import pandas as pd
 from scipy import stats
 
 from optbench.platform.errors import ConfigError
+from optbench.platform.paired import best_cells
 from optbench.platform.results import METRIC, SEED, metric_names, param_columns, value_column
 from optbench.platform.schema import spec_value
 
@@ -54,6 +59,16 @@ def success_counts(frame: pd.DataFrame, table: Table, success: Any) -> pd.DataFr
     counts = runs.groupby(keys, dropna=False)["solved"].agg(solved="sum", runs="count")
     counts["share"] = counts["solved"] / counts["runs"]
     return counts.reset_index().sort_values("solved", ascending=False, kind="stable")
+
+
+def status_counts(frame: pd.DataFrame, table: Table) -> pd.DataFrame:
+    """Runs of the experiment by status (finished, stalled, diverged, ...) per column value of
+    the table: how many runs ended how, whether or not the table chose them."""
+    keys = [k for k in (table.columns or ["algorithm"]) if k in frame]
+    if not keys or frame.empty:
+        return pd.DataFrame()
+    counts = frame.groupby([*keys, "status"], dropna=False).size().unstack("status", fill_value=0)
+    return counts.reset_index()
 
 
 def missing_values(frame: pd.DataFrame, expected: Any) -> dict[str, list[Any]]:
@@ -195,6 +210,8 @@ def build_table(frame: pd.DataFrame, spec: Any) -> Table:
         ranked.groupby(cell_keys, dropna=False, sort=True).head(1) if cell_keys else ranked.head(1)
     )
     cells = cells.sort_values(cell_keys).reset_index(drop=True) if cell_keys else cells
+    cells = cells.reset_index(drop=True)
+    cells["mark"] = marks(_scored(frame, column, goal), cells, rows, columns, tune, goal)
     return Table(cells, all_configs, rows, columns, tune, metric, goal, notes)
 
 
@@ -203,26 +220,75 @@ def also_table(frame: pd.DataFrame, table: Table, metric: str) -> Table:
     column = _metric_column(frame, metric, "report.also")
     data = _scored(chosen_runs(frame, table), column, table.goal)
     cells = _aggregate_cells(data, table.rows + table.columns + table.tune)
+    cells["mark"] = marks(data, cells, table.rows, table.columns, table.tune, table.goal)
     return Table(cells, cells, table.rows, table.columns, table.tune, metric, table.goal)
 
 
-def _fmt(mean: float, ci: float) -> str:
+def marks(
+    data: pd.DataFrame,
+    cells: pd.DataFrame,
+    rows: list[str],
+    columns: list[str],
+    tune: list[str],
+    goal: str,
+    alpha: float = 0.05,
+) -> list[str]:
+    """Per cell: ``best``, ``tied`` or ``""`` within its row (``paired.best_cells`` on the
+    scored runs ``data`` of each cell's configuration, paired by seed)."""
+    keys = rows + columns + tune
+    out = [""] * len(cells)
+    if not columns or SEED not in data:
+        return out
+    values = {}
+    for i, cell in cells.iterrows():
+        mask = np.ones(len(data), dtype=bool)
+        for key in keys:
+            mask &= _same(data[key], cell[key])
+        part = data[mask]
+        values[i] = pd.Series(part["value"].to_numpy(float), index=part[SEED].to_numpy())
+    groups = cells.groupby(rows, dropna=False, sort=False).groups if rows else {(): cells.index}
+    for index in groups.values():
+        for i, mark in best_cells({i: values[i] for i in index}, goal, alpha).items():
+            out[int(i)] = mark  # type: ignore[call-overload]
+    return out
+
+
+def _same(column: pd.Series, value: Any) -> np.ndarray:
+    if pd.isna(value):
+        return column.isna().to_numpy()
+    return (column == value).to_numpy()
+
+
+def common_n(table: Table) -> int | None:
+    """The number of seeds every cell has, if they all have the same."""
+    counts = set(table.cells["n"].astype(int))
+    return counts.pop() if len(counts) == 1 else None
+
+
+def _fmt(mean: float, ci: float, std: float, n: int, common: int | None) -> str:
+    """``mean ± ci``; seeds that all gave the same value say so (never ``± 0``); the number of
+    seeds when it differs from the table's."""
     if not math.isfinite(mean):
         return "diverged"
     text = f"{mean:.3g}"
-    return text + (f" ± {ci:.2g}" if math.isfinite(ci) else "")
+    if n >= 2 and std == 0:
+        return text + f" ({n} seeds equal)"
+    text += f" ± {ci:.2g}" if math.isfinite(ci) else ""
+    return text + (f" (n={n})" if n != common else "")
 
 
-def pivot(table: Table, bold: tuple[str, str]) -> pd.DataFrame:
-    """The cells as a rows x columns grid of ``mean ± ci`` strings, best per row in ``bold``."""
+def pivot(table: Table, bold: tuple[str, str], tied: tuple[str, str] = ("", "")) -> pd.DataFrame:
+    """The cells as a rows x columns grid of ``mean ± ci`` strings: a cell significantly best in
+    its row wrapped in ``bold``, cells not distinguishable from the row's best in ``tied``."""
     cells = table.cells.copy()
-    cells["text"] = [_fmt(m, c) for m, c in zip(cells["mean"], cells["ci95"], strict=True)]
-    if table.rows:
-        best = cells.groupby(table.rows, dropna=False)["mean"].transform(
-            "min" if table.goal == "min" else "max"
-        )
-        winner = (cells["mean"] == best) & np.isfinite(cells["mean"])
-        cells.loc[winner, "text"] = bold[0] + cells.loc[winner, "text"] + bold[1]
+    common = common_n(table)
+    cells["text"] = [
+        _fmt(m, c, s, int(n), common)
+        for m, c, s, n in zip(cells["mean"], cells["ci95"], cells["std"], cells["n"], strict=True)
+    ]
+    for mark, (before, after) in (("best", bold), ("tied", tied)):
+        chosen = cells.get("mark", pd.Series("", index=cells.index)) == mark
+        cells.loc[chosen, "text"] = before + cells.loc[chosen, "text"] + after
     if table.rows and table.columns:
         grid = cells.pivot_table(
             index=table.rows, columns=table.columns, values="text", aggfunc="first"

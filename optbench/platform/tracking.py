@@ -16,10 +16,12 @@ nothing can be resumed. ``MlflowTracker`` (the default) records into MLflow:
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import math
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -46,6 +48,9 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+# MLflow's usage telemetry wraps every client call and sends records from a background thread:
+# a benchmark platform neither needs it nor should phone home (set it to false to allow it).
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 PARENT_RUN_ENV = "OPTBENCH_PARENT_RUN_ID"
 METRICS_FILE = "metrics.csv"
@@ -57,6 +62,7 @@ class RunStatus(StrEnum):
     finished = "finished"
     diverged = "diverged"
     timed_out = "timed_out"
+    stalled = "stalled"
     pruned = "pruned"
     failed = "failed"
     killed = "killed"
@@ -142,6 +148,13 @@ class NullTracker:
         """End as KILLED the children of ``parent_run_id`` still RUNNING (their process died)."""
         return 0
 
+    def end_running(
+        self, parent_run_id: str, config_hash: str, status: RunStatus, reason: str
+    ) -> int:
+        """End the RUNNING children of ``parent_run_id`` with config hash ``config_hash``
+        (their process died) with ``status`` and ``reason``."""
+        return 0
+
     def open_sweep(self, sweep_hash: str, name: str, tags: dict[str, str]) -> str | None:
         """The parent run of a sweep: reopened if this sweep ran before, else created."""
         return None
@@ -172,11 +185,19 @@ class NullTracker:
 
 
 def make_tracker(tracking: Any, experiment_name: str) -> NullTracker:
-    """The tracker a ``TrackingConfig`` (or its DictConfig) asks for."""
+    """The tracker a ``TrackingConfig`` (or its DictConfig) asks for. One ``MlflowTracker`` per
+    store and experiment in a process: the jobs of a sweep share its client and experiment id
+    (opening a client and finding the experiment again cost more than a trivial run)."""
     backend = getattr(tracking.backend, "value", tracking.backend)
     if backend == "none":
         return NullTracker()
-    return MlflowTracker(str(tracking.uri), experiment_name, tracking.artifact_root)
+    key = (str(tracking.uri), experiment_name, tracking.artifact_root)
+    if key not in _TRACKERS:
+        _TRACKERS[key] = MlflowTracker(*key)
+    return _TRACKERS[key]
+
+
+_TRACKERS: dict[tuple[str, str, str | None], MlflowTracker] = {}
 
 
 def progress_stride(max_steps: int, max_points: int) -> int:
@@ -189,10 +210,13 @@ class MlflowRunRecorder(RunRecorder):
     FLUSH_POINTS = 1000
     FLUSH_SECONDS = 5.0
 
-    def __init__(self, client: Any, run_id: str, stride: int, local_dir: Path | None) -> None:
+    def __init__(
+        self, client: Any, run_id: str, stride: int, local_dir: Path | None, artifacts: Any
+    ) -> None:
         super().__init__(stride, local_dir)
         self.client = client
         self.run_id = run_id
+        self.artifacts = artifacts  # the run's artifact repository
         self._buffer: list[Any] = []
         self._flushed_at = time.monotonic()
 
@@ -234,18 +258,15 @@ class MlflowRunRecorder(RunRecorder):
         self.client.log_batch(
             self.run_id, metrics=batch, tags=[RunTag(k, v) for k, v in all_tags.items()]
         )
-        with tempfile.TemporaryDirectory() as tmp:
-            uploads = []
-            if self._progress:  # the local copy's file when there is one, else written here
-                progress = (self.local_dir or Path(tmp)) / PROGRESS_ARTIFACT
-                if self.local_dir is None:
-                    self.progress_frame().to_csv(progress, index=False)
-                uploads.append(progress)
-            if traceback_text:
-                uploads.append(Path(tmp) / "traceback.txt")
-                uploads[-1].write_text(traceback_text)
-            for path in uploads:
-                self.client.log_artifact(self.run_id, str(path))
+        if self._progress and self.local_dir is not None:  # the local copy's file
+            self.artifacts.log_artifact(str(self.local_dir / PROGRESS_ARTIFACT))
+        elif self._progress or traceback_text:
+            with tempfile.TemporaryDirectory() as tmp:
+                if self._progress:
+                    self.progress_frame().to_csv(Path(tmp) / PROGRESS_ARTIFACT, index=False)
+                    self.artifacts.log_artifact(str(Path(tmp) / PROGRESS_ARTIFACT))
+        if traceback_text:
+            self.artifacts.log_artifact(str(_scratch_file("traceback.txt", traceback_text)))
         self.client.set_terminated(self.run_id, status.mlflow_status)
 
 
@@ -261,7 +282,6 @@ class MlflowTracker(NullTracker):
         self._client: Any = None
         self._experiment_id: str | None = None
 
-    # -- store -----------------------------------------------------------------------------------
     # -- store -----------------------------------------------------------------------------------
     @property
     def sqlite_path(self) -> Path | None:
@@ -290,6 +310,8 @@ class MlflowTracker(NullTracker):
                     raise ConfigError(f"tracking.uri: sqlite path must be absolute, got {self.uri}")
                 store.prepare_sqlite(db)
             self._client = MlflowClient(tracking_uri=self.uri)
+            if db is not None:
+                _write_ahead_log(self._client)
         return self._client
 
     @property
@@ -425,6 +447,21 @@ class MlflowTracker(NullTracker):
             self.client.set_terminated(run.info.run_id, "KILLED")
         return len(orphans)
 
+    def end_running(
+        self, parent_run_id: str, config_hash: str, status: RunStatus, reason: str
+    ) -> int:
+        from mlflow.entities import RunTag
+
+        runs = self._search(
+            f"tags.`mlflow.parentRunId` = '{parent_run_id}' and attributes.status = 'RUNNING'"
+            f" and tags.`{TAG}config_hash` = '{config_hash}'"
+        )
+        for run in runs:
+            tags = [RunTag(f"{TAG}status", status.value), RunTag(f"{TAG}error", reason)]
+            self.client.log_batch(run.info.run_id, tags=tags)
+            self.client.set_terminated(run.info.run_id, status.mlflow_status)
+        return len(runs)
+
     def start_run(
         self,
         name: str,
@@ -440,13 +477,17 @@ class MlflowTracker(NullTracker):
         all_tags = {ROLE: "run", **tags}
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
         client, experiment_id = self.client, self.experiment_id
         with self._store_fault("cannot start a run"):
             run = client.create_run(experiment_id, run_name=name[:250], tags=all_tags)
             run_id = run.info.run_id
             client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
-            client.log_text(run_id, config_yaml, "config.yaml")
-        return MlflowRunRecorder(client, run_id, stride, local_dir)
+            # the run's artifact store from its own record (MLflow's log_text would read it back)
+            artifacts = get_artifact_repository(run.info.artifact_uri, tracking_uri=self.uri)
+            artifacts.log_artifact(str(_scratch_file("config.yaml", config_yaml)))
+        return MlflowRunRecorder(client, run_id, stride, local_dir, artifacts)
 
     def open_sweep(self, sweep_hash: str, name: str, tags: dict[str, str]) -> str | None:
         runs = self._search(
@@ -483,6 +524,47 @@ class MlflowTracker(NullTracker):
     def log_artifacts(self, run_id: str | None, local_dir: Path, artifact_path: str) -> None:
         if run_id is not None:
             self.client.log_artifacts(run_id, str(local_dir), artifact_path)
+
+
+def _scratch_file(name: str, text: str) -> Path:
+    """``text`` in a file named ``name`` in this process's scratch directory (an artifact to
+    upload under that name; the next upload of that name overwrites it)."""
+    global _SCRATCH
+    if _SCRATCH is None:
+        _SCRATCH = Path(tempfile.mkdtemp(prefix="optbench-upload-"))
+        atexit.register(shutil.rmtree, _SCRATCH, True)
+    path = _SCRATCH / name
+    path.write_text(text)
+    return path
+
+
+_SCRATCH: Path | None = None
+
+
+def _write_ahead_log(client: Any) -> None:
+    """Every connection of this process to the sqlite store in write-ahead-log mode with
+    ``synchronous=NORMAL``: a commit no longer waits for the disk (an fsync per commit made
+    tracking the largest part of a short run), readers and writers of parallel jobs do not
+    block each other, and the store stays consistent after a crash (a power loss may drop the
+    last commits, never corrupt it; each job also keeps its metrics in its output dir)."""
+    from sqlalchemy import event
+
+    engine = getattr(getattr(client._tracking_client, "store", None), "engine", None)
+    if engine is None or event.contains(engine, "connect", _sqlite_pragmas):
+        return
+    event.listen(engine, "connect", _sqlite_pragmas)
+    engine.dispose()  # connections opened before the listener are closed
+
+
+def _sqlite_pragmas(connection: Any, record: Any) -> None:
+    cursor = connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    except Exception as exc:  # e.g. a read-only file: the defaults are kept
+        log.debug("sqlite pragmas not set: %s", exc)
+    finally:
+        cursor.close()
 
 
 def environment_tags() -> dict[str, str]:

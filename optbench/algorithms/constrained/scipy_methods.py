@@ -1,10 +1,8 @@
 """SciPy's constrained solvers as optbench algorithms: what a user would pick instead.
 
-``scipy.optimize.minimize`` runs to completion in one call; its per-iteration callback is turned
-into one ``Progress`` per iteration by running the solver in a worker thread in lockstep with
-the generator (``lockstep``): the solver only advances inside the runner's ``next()``, so the
-runner's clock, budget and evaluations see one iteration at a time, and closing the generator
-stops the solver (its callback raises ``StopIteration``, which SciPy >= 1.11 honours).
+``scipy.optimize.minimize`` runs to completion in one call; ``optbench.algorithms.lockstep`` turns
+its per-iteration callback into one ``Progress`` per iteration (the solver only advances inside
+the runner's ``next()``, and closing the generator stops it).
 
 - ``ScipyTrustConstr``: ``method="trust-constr"`` (Byrd-Omojokun trust-region SQP for equality
   constraints; Lalee, Nocedal and Plantenga 1998) with exact Hessians: the objective's from
@@ -19,8 +17,6 @@ stops the solver (its callback raises ``StopIteration``, which SciPy >= 1.11 hon
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -30,47 +26,10 @@ from scipy.optimize import NonlinearConstraint, minimize
 
 from optbench.algorithms.constrained.common import NLPAlgorithm, check_positive
 from optbench.algorithms.constrained.linalg import compact, dense
+from optbench.algorithms.lockstep import lockstep
 from optbench.contracts.algorithm import Progress
 from optbench.contracts.context import RunContext
 from optbench.contracts.nlp import NLPIterate, NLPProblem, least_squares_multiplier
-
-
-def lockstep(solve: Callable[[Callable[[Any], None]], Any]) -> Iterator[Any]:
-    """Yield each callback argument of ``solve(callback)``, run in a worker thread that only
-    advances while the consumer is inside ``next()``; returns the solver's result."""
-    to_main: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
-    to_worker: queue.Queue[str] = queue.Queue(maxsize=1)
-
-    def callback(intermediate_result: Any) -> None:
-        to_main.put(("step", intermediate_result))
-        if to_worker.get() == "stop":
-            raise StopIteration
-
-    def work() -> None:
-        try:
-            to_main.put(("done", solve(callback)))
-        except BaseException as exc:
-            to_main.put(("error", exc))
-
-    thread = threading.Thread(target=work, name="optbench-scipy", daemon=True)
-    thread.start()
-    finished = False
-    try:
-        while True:
-            kind, payload = to_main.get()
-            if kind == "done":
-                finished = True
-                return payload
-            if kind == "error":
-                finished = True
-                raise payload
-            yield payload
-            to_worker.put("go")
-    finally:
-        if not finished:
-            to_worker.put("stop")
-            to_main.get()  # the solver's result after the stop
-        thread.join(timeout=10)
 
 
 class ScipyTrustConstr(NLPAlgorithm):

@@ -4,10 +4,13 @@ Alvo, Russo and Kanoria (2023-25), Section 4 and Appendix: a policy network maps
 (on hand and outstanding orders of every node) to orders.
 
 - ``VanillaMLP``: one multilayer perceptron on the whole state. Outputs per node
-  ``mean_demand * softplus(z)`` (the paper's one-store and serial networks), or, with one
-  warehouse above several stores (``allocation=softmax``), the store shipments as a softmax over
-  the stores and a "keep" option times the warehouse's on-hand inventory, so they are always
-  feasible (the paper's "vanilla" one-warehouse network).
+  ``mean_demand * softplus(z)`` (``allocation=request``, the paper's one-store network), or, with
+  one warehouse above several stores (``allocation=softmax``), the store shipments as a softmax
+  over the stores and a "keep" option times the warehouse's on-hand inventory, so they are always
+  feasible (the paper's "vanilla" one-warehouse network), or, for a chain
+  (``allocation=fraction``), each node's order as sigmoid(z) times its supplier's on-hand
+  inventory, the topmost node's times ``top_bound`` x mean demand (the authors' ``VanillaSerial``
+  of neural_networks.py, bound ``warehouse_upper_bound_mult`` = 4).
 - ``SymmetricNetwork``: the paper's symmetry-aware architecture with weight sharing between
   sibling stores: one store network, shared by every store, maps a store's own state and
   primitives (mean, cv, costs, lead time) plus a context vector to its order; the context summarises
@@ -32,7 +35,7 @@ from optbench.contracts.inventory import InventorySpec, Observation
 
 Activation = Literal["elu", "relu", "tanh", "silu"]
 ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "tanh": nn.Tanh, "silu": nn.SiLU}
-ALLOCATIONS = ("auto", "softmax", "request")
+ALLOCATIONS = ("auto", "softmax", "request", "fraction")
 SOFTPLUS_ONE = math.log(math.e - 1)  # softplus(SOFTPLUS_ONE) = 1
 
 
@@ -98,17 +101,25 @@ class VanillaMLP(nn.Module):
         spec: InventorySpec,
         hidden: list[int] | None = None,
         activation: Activation = "elu",
-        allocation: Literal["auto", "softmax", "request"] = "auto",
+        allocation: Literal["auto", "softmax", "request", "fraction"] = "auto",
+        top_bound: float = 4.0,
     ) -> None:
         super().__init__()
         hidden = _check_hidden(hidden if hidden is not None else [32, 32, 32], "hidden")
         if allocation not in ALLOCATIONS:
             known = ", ".join(ALLOCATIONS)
             raise ConfigError(f"allocation: unknown '{allocation}' (known: {known})")
-        if allocation == "auto":
-            allocation = "softmax" if spec.n_stores > 1 and spec.n_upstream > 0 else "request"
+        if allocation == "auto":  # the authors' network for each topology
+            if spec.n_upstream == 0:
+                allocation = "request"
+            else:
+                allocation = "softmax" if spec.n_stores > 1 else "fraction"
         if allocation == "softmax" and spec.n_upstream == 0:
             raise ConfigError("allocation: softmax needs an upstream node to allocate from")
+        if allocation == "fraction" and (spec.n_stores != 1 or spec.n_upstream == 0):
+            raise ConfigError("allocation: fraction needs a chain (one store, upstream nodes)")
+        if top_bound <= 0:
+            raise ConfigError(f"top_bound: must be > 0, got {top_bound}")
         self.spec, self.allocation = spec, allocation
         n, K = spec.n_stores, spec.n_upstream
         outputs = n + K + (1 if allocation == "softmax" else 0)
@@ -117,6 +128,10 @@ class VanillaMLP(nn.Module):
             with torch.no_grad():  # start by shipping about one period of demand to each store
                 self.net[-1].bias[:n] = 0.0
                 self.net[-1].bias[n] = math.log(max(n, 1))
+        if allocation == "fraction":
+            with torch.no_grad():  # start by shipping half of each supplier's stock
+                self.net[-1].bias.zero_()
+        self.top_bound = top_bound
         self.register_buffer(
             "scale", torch.cat([spec.demand_mean, spec.demand_mean.sum().expand(K)])
         )
@@ -127,6 +142,9 @@ class VanillaMLP(nn.Module):
         z = self.net(state_features(obs, self.spec, self.inverse_scale))
         if self.allocation == "request":
             return self.scale * nn.functional.softplus(z)
+        if self.allocation == "fraction":
+            top = self.top_bound * self.spec.demand_mean.sum().expand(z.shape[0], 1)
+            return torch.sigmoid(z) * torch.cat([obs.upstream_on_hand, top], -1)
         shares = torch.softmax(z[:, : n + 1], -1)[:, :n]
         stores = shares * obs.upstream_on_hand[:, :1]
         upstream = self.scale[n:] * nn.functional.softplus(z[:, n + 1 :])

@@ -7,11 +7,20 @@ methods simulate the same number of sample paths per step (equal sample budget).
 ``dev_every`` epochs the current policy's mean dev cost is computed; the policy with the best dev
 cost so far is the solution the runner evaluates. With ``patience``, the run ends (converged)
 after that many dev evaluations without improvement.
+
+This is the protocol of the authors' trainer (Alvo, Russo and Kanoria, ``trainer.py`` of
+MatiasAlvo/Neural_inventory_control): dev every 10 epochs, the best dev model kept, early stop
+after 500 epochs without improvement (``dev_every=10``, ``patience=50``), at most 20,000 epochs.
+
+Progress goes to the ``logging`` module: a start-up line with the sample sizes, then one line per
+epoch, at most one every ``log_interval_s`` seconds (0: every epoch).
 """
 
 from __future__ import annotations
 
 import copy
+import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
@@ -25,6 +34,7 @@ from optbench.contracts.inventory import InventoryProblem, ParametricPolicy
 from optbench.contracts.problem import ProblemKind
 
 PolicyFactory = Callable[..., Any]
+log = logging.getLogger(__name__)
 
 
 def build_policy(factory: PolicyFactory, problem: InventoryProblem, ctx: RunContext) -> nn.Module:
@@ -62,6 +72,7 @@ class EpochTraining(Algorithm):
         dev_every: int = 1,
         patience: int | None = None,
         grad_clip: float | None = None,
+        log_interval_s: float = 10.0,
     ) -> None:
         if not callable(policy):
             raise ConfigError("policy: expected a policy config (configs/policy) with _partial_")
@@ -75,9 +86,12 @@ class EpochTraining(Algorithm):
             raise ConfigError(f"patience: must be >= 1, got {patience}")
         if grad_clip is not None and grad_clip <= 0:
             raise ConfigError(f"grad_clip: must be > 0, got {grad_clip}")
+        if log_interval_s < 0:
+            raise ConfigError(f"log_interval_s: must be >= 0, got {log_interval_s}")
         self.policy_factory = policy
         self.lr, self.batch_size, self.dev_every = lr, batch_size, dev_every
         self.patience, self.grad_clip = patience, grad_clip
+        self.log_interval_s = log_interval_s
 
     # -- hooks -----------------------------------------------------------------------------------
     def prepare(self, policy: nn.Module, problem: InventoryProblem, ctx: RunContext) -> nn.Module:
@@ -96,15 +110,29 @@ class EpochTraining(Algorithm):
         return float(problem.simulate(policy, "dev").cost.mean())
 
     def run(self, problem: InventoryProblem, ctx: RunContext) -> Iterator[Progress]:
+        name = type(self).__name__
         policy = build_policy(self.policy_factory, problem, ctx)
         trained = self.prepare(policy, problem, ctx)
         optimizer = torch.optim.Adam(trained.parameters(), lr=self.lr)
+        n = problem.split_size("train")
+        batches = -(-n // self.batch_size)
+        patience = "none" if self.patience is None else f"{self.patience} dev evaluations"
+        log.info(
+            "%s: %d train samples in %d minibatch(es) of <= %d per epoch, %d dev samples every "
+            "%d epoch(s), patience %s",
+            name,
+            n,
+            batches,
+            self.batch_size,
+            problem.split_size("dev"),
+            self.dev_every,
+            patience,
+        )
         best_dev = self.dev_cost(policy, problem)
         best = copy.deepcopy(policy)
-        waited = 0
+        best_epoch, waited = 0, 0
         yield Progress(best, {"dev_cost": best_dev, "best_dev_cost": best_dev})
-        n = problem.split_size("train")
-        epoch = 0
+        epoch, logged, start = 0, -float("inf"), time.monotonic()
         while True:
             epoch += 1
             order = torch.randperm(n, generator=ctx.algorithm_random.torch, device=ctx.device)
@@ -127,9 +155,24 @@ class EpochTraining(Algorithm):
                 dev = self.dev_cost(policy, problem)
                 metrics["dev_cost"] = dev
                 if dev < best_dev:
-                    best, best_dev, waited = copy.deepcopy(policy), dev, 0
+                    best, best_dev, best_epoch, waited = copy.deepcopy(policy), dev, epoch, 0
                 else:
                     waited += 1
             metrics["best_dev_cost"] = best_dev
             stop = self.patience is not None and waited >= self.patience
+            now = time.monotonic()
+            if stop or now - logged >= self.log_interval_s:
+                logged = now
+                dev_text = f"dev {metrics['dev_cost']:.4f}, " if "dev_cost" in metrics else ""
+                log.info(
+                    "%s epoch %d: train cost %.4f, %sbest dev %.4f (epoch %d), %.2f s/epoch%s",
+                    name,
+                    epoch,
+                    metrics["train_cost"],
+                    dev_text,
+                    best_dev,
+                    best_epoch,
+                    (now - start) / epoch,
+                    ": patience exhausted, stopping" if stop else "",
+                )
             yield Progress(best, metrics, converged=stop)

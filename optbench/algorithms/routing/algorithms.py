@@ -126,13 +126,15 @@ class AuxLoss(RoutingAlgorithm):
     (``losses.auxiliary_loss``, summed over routed layers). Needs a learnable router.
 
     Args:
-        alpha: loss weight (Wang et al. 2024: 0.001). trainer: the training recipe.
+        alpha: loss weight (Wang et al. 2024: 0.001). normalize: P from per-token normalised
+            scores (DeepSeek-V3) instead of the raw scores (the classic form, Wang et al.'s
+            baseline). trainer: the training recipe.
     """
 
     def __init__(
         self,
         alpha: float = 0.001,
-        normalize: bool = True,
+        normalize: bool = False,
         trainer: TrainerConfig | None = None,
     ) -> None:
         super().__init__(trainer)

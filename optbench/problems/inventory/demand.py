@@ -53,15 +53,22 @@ class DemandLaw:
         return (mean + self.std * z).clamp(min=0)
 
 
-def initial_state(spec: InventorySpec, n_samples: int, generator: torch.Generator) -> NetworkState:
-    """Random initial states: on hand and every pipeline slot of a node ~ U[0, 1] x the mean
-    demand the node serves per period (rounded down for integer demand)."""
+UPSTREAM_INITIAL = ("zero", "uniform")
+
+
+def initial_state(
+    spec: InventorySpec, n_samples: int, generator: torch.Generator, upstream: str = "zero"
+) -> NetworkState:
+    """Random initial states. Stores: on hand and every pipeline slot ~ U[0, 1] x the store's
+    mean demand (rounded down for integer demand), as the authors' ``generate_initial_inventories``.
+    Upstream nodes: ``zero`` (empty, no order in transit: the authors'
+    ``generate_initial_warehouse_inventory`` / ``..._echelon_inventory``) or ``uniform`` (on hand
+    and every pipeline slot ~ U[0, 1] x the total mean demand)."""
     mean, n = spec.demand_mean, spec.n_stores
     dtype, device = mean.dtype, mean.device
 
     def uniform(*shape: int) -> torch.Tensor:
-        u = torch.rand(shape, generator=generator, dtype=dtype, device=device)
-        return u
+        return torch.rand(shape, generator=generator, dtype=dtype, device=device)
 
     lead = torch.tensor(spec.store_lead_times, device=device)
     lmax = int(lead.max())
@@ -70,8 +77,17 @@ def initial_state(spec: InventorySpec, n_samples: int, generator: torch.Generato
     live = (columns[None, :] < lead[:, None]).to(dtype)  # slots within each store's lead time
     store_pipeline = uniform(n_samples, n, lmax) * mean[:, None] * live
     total = mean.sum()
-    up_on_hand = [uniform(n_samples) * total for _ in spec.upstream_lead_times]
-    up_pipeline = [uniform(n_samples, lead_k) * total for lead_k in spec.upstream_lead_times]
+    if upstream == "uniform":
+        up_on_hand = [uniform(n_samples) * total for _ in spec.upstream_lead_times]
+        up_pipeline = [uniform(n_samples, lead_k) * total for lead_k in spec.upstream_lead_times]
+    else:
+        up_on_hand = [
+            torch.zeros(n_samples, dtype=dtype, device=device) for _ in spec.upstream_lead_times
+        ]
+        up_pipeline = [
+            torch.zeros(n_samples, lead_k, dtype=dtype, device=device)
+            for lead_k in spec.upstream_lead_times
+        ]
     state = NetworkState(store_on_hand, store_pipeline, up_on_hand, up_pipeline)
     if spec.integer_demand:
         state = NetworkState(
@@ -95,12 +111,14 @@ class Split:
         n_periods: int,
         warmup: int,
         seed: int,
+        upstream_initial: str = "zero",
     ) -> None:
         self.name, self.spec, self.law = name, spec, law
+        self.upstream_initial = upstream_initial
         self.n_samples, self.n_periods, self.warmup = n_samples, n_periods, warmup
         self.seed = seed
         generator = self._generator()
-        self.initial = initial_state(spec, n_samples, generator)
+        self.initial = initial_state(spec, n_samples, generator, upstream_initial)
         self.stored = n_samples * n_periods * spec.n_stores <= STORE_LIMIT
         self.demand = law.sample(n_samples, n_periods, generator) if self.stored else None
 
@@ -117,7 +135,7 @@ class Split:
         if samples is not None:
             raise ValueError(f"split '{self.name}' is streamed: simulate all its samples at once")
         generator = self._generator()
-        initial_state(self.spec, self.n_samples, generator)  # same stream as in __init__
+        initial_state(self.spec, self.n_samples, generator, self.upstream_initial)  # as __init__
         for start in range(0, self.n_periods, CHUNK_PERIODS):
             periods = min(CHUNK_PERIODS, self.n_periods - start)
             yield self.law.sample(self.n_samples, periods, generator)

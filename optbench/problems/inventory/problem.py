@@ -24,7 +24,8 @@ reference policy simulated on the same test samples (common random numbers, far 
 from __future__ import annotations
 
 import json
-import math
+import logging
+import time
 from typing import Any
 
 import numpy as np
@@ -36,15 +37,19 @@ from optbench.contracts.inventory import (
     InventoryPolicy,
     InventoryProblem,
     InventorySpec,
+    Observation,
     Simulation,
 )
 from optbench.problems.inventory import dp, newsvendor
-from optbench.problems.inventory.demand import LAWS, SPLITS, DemandLaw, Split
+from optbench.problems.inventory.demand import LAWS, SPLITS, UPSTREAM_INITIAL, DemandLaw, Split
 from optbench.problems.inventory.dynamics import Dynamics
 from optbench.problems.inventory.heuristics import BaseStock, heuristic_policy
 from optbench.problems.inventory.tuning import coordinate_search
 
 REFERENCES = ("auto", "analytic", "dp", "heuristic", "none")
+log = logging.getLogger(__name__)
+#: test splits of at least this many sample-periods (tens of seconds) announce each evaluation
+LONG_EVALUATION = 10**7
 CACHE_VERSION = "inventory-v2"
 
 
@@ -69,10 +74,16 @@ class InventoryNetwork(InventoryProblem):
         demand_mean_range, demand_cv_range, holding_cost_range, underage_cost_range:
             [low, high] uniform draws per store; store_lead_time_range: integers in [low, high].
         upstream_lead_times, upstream_holding_costs: the chain above the stores, from the
-            stores' supplier upward (empty: stores order from an outside supplier).
+            stores' supplier upward (empty: stores order from an outside supplier). The authors'
+            configs list their extra echelons the other way round, upstream first.
+        upstream_initial: the upstream nodes' initial state, ``zero`` (the authors': empty,
+            nothing in transit) or ``uniform`` (on hand and pipeline ~ U[0, 1] x total mean).
         {train,dev,test}_{samples,periods,warmup}: the three splits (warm-up periods excluded).
         reference: auto | analytic | dp | heuristic | none; dp_max_work: largest DP
-            (states x orders x outcomes) attempted by ``auto``.
+            ((state, order, outcome) transitions) attempted by ``auto``: every lead time
+            L <= 4 of the paper's grid (at most 6.1e6 for p = 39), not L >= 5.
+        round_test_orders: score test costs with every order rounded to an integer; ``null``:
+            for Poisson demand, as the authors' test (``discrete_allocation`` in main_run.py).
     """
 
     def __init__(
@@ -94,17 +105,19 @@ class InventoryNetwork(InventoryProblem):
         instance_seed: int = 0,
         upstream_lead_times: list[int] | None = None,
         upstream_holding_costs: list[float] | None = None,
+        upstream_initial: str = "zero",
         train_samples: int = 32768,
         train_periods: int = 50,
         train_warmup: int = 30,
-        dev_samples: int = 4096,
+        dev_samples: int = 32768,
         dev_periods: int = 100,
         dev_warmup: int = 60,
-        test_samples: int = 4096,
+        test_samples: int = 32768,
         test_periods: int = 5000,
         test_warmup: int = 3000,
         reference: str = "auto",
-        dp_max_work: int = 30_000_000,
+        dp_max_work: int = 20_000_000,
+        round_test_orders: bool | None = None,
     ) -> None:
         config = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         super().__init__()
@@ -148,6 +161,10 @@ class InventoryNetwork(InventoryProblem):
         for i, h in enumerate(upstream_holding_costs):
             if h < 0:
                 raise ConfigError(f"upstream_holding_costs[{i}]: must be >= 0, got {h}")
+        if upstream_initial not in UPSTREAM_INITIAL:
+            known = ", ".join(UPSTREAM_INITIAL)
+            raise ConfigError(f"upstream_initial: unknown '{upstream_initial}' (known: {known})")
+        self.upstream_initial = upstream_initial
         self.sizes: dict[str, tuple[int, int, int]] = {}
         for split, (samples, periods, warmup) in {
             "train": (train_samples, train_periods, train_warmup),
@@ -181,6 +198,10 @@ class InventoryNetwork(InventoryProblem):
         self.upstream_lead_times = upstream_lead_times
         self.upstream_holding_costs = upstream_holding_costs
         self.reference, self.dp_max_work = reference, dp_max_work
+        # the authors round orders at test when demand is integer (``discrete_allocation``)
+        self.round_test = (
+            demand_law == "poisson" if round_test_orders is None else round_test_orders
+        )
         self.config = config  # the identity of the instance (cache keys)
         self.ref_kind = "none"
         self.ref_cost: float | None = None
@@ -248,10 +269,18 @@ class InventoryNetwork(InventoryProblem):
                 law,
                 *self.sizes[name],
                 ctx.problem_random.child(name).integer_seed(),
+                self.upstream_initial,
             )
             for name in SPLITS
         }
         self.dynamics = Dynamics(self.spec)
+        log.info(
+            "inventory: %s; reference %s",
+            ", ".join(
+                f"{k} {n} x {T} periods (warm-up {w})" for k, (n, T, w) in self.sizes.items()
+            ),
+            self._reference_kind(),
+        )
         self._reference_setup(ctx)
 
     def split_size(self, split: str) -> int:
@@ -293,6 +322,10 @@ class InventoryNetwork(InventoryProblem):
         """The mean cost of ``policy`` over all samples of ``split`` (uncounted)."""
         return float(self._run(policy, split).cost.mean())
 
+    def test_cost(self, policy: InventoryPolicy) -> float:
+        """The mean test cost, orders rounded to integers if ``round_test_orders``."""
+        return self.mean_cost(RoundedOrders(policy) if self.round_test else policy, "test")
+
     # -- reference -------------------------------------------------------------------------------
     def _reference_kind(self) -> str:
         if self.reference != "auto":
@@ -319,7 +352,7 @@ class InventoryNetwork(InventoryProblem):
         if lead < 1:
             return 0
         _, M = self._dp_bound()
-        return math.comb(M + lead, lead) * (M + 1) ** 2  # states x orders x outcomes
+        return dp.n_transitions(lead, M)  # (state, order, outcome) triples
 
     def _reference_setup(self, ctx: RunContext) -> None:
         kind = self._reference_kind()
@@ -352,9 +385,16 @@ class InventoryNetwork(InventoryProblem):
             policy = self._tuned_heuristic(ctx)
             facts["reference_policy"] = json.dumps(policy.describe())
         self.ref_policy = policy
-        self.ref_test_cost = self.mean_cost(policy, "test")
+        start = time.monotonic()
+        self.ref_test_cost = self.test_cost(policy)
         if self.ref_cost is None:
             self.ref_cost = self.ref_test_cost
+        log.info(
+            "inventory: reference cost %.4f, %.4f on the test samples (simulated in %.1f s)",
+            self.ref_cost,
+            self.ref_test_cost,
+            time.monotonic() - start,
+        )
         facts.update(ref_cost=self.ref_cost, ref_test_cost=self.ref_test_cost)
         self._facts = facts
 
@@ -363,14 +403,21 @@ class InventoryNetwork(InventoryProblem):
         pmf, M = self._dp_bound()
         lead, h, p = int(s["lead"][0]), float(s["h"][0]), float(s["p"][0])
         key = [CACHE_VERSION, "dp", float(s["mean"][0]), lead, h, p, M]
-        return cache.get_or_compute(
-            "inventory_dp", key, lambda: dp.solve_lost_sales(pmf, lead, h, p, M)
-        )
+
+        def solve() -> dp.LostSalesOptimum:
+            transitions = dp.n_transitions(lead, M)
+            log.info(
+                "inventory: solving the lost-sales DP (L = %d, %d transitions)", lead, transitions
+            )
+            return dp.solve_lost_sales(pmf, lead, h, p, M)
+
+        return cache.get_or_compute("inventory_dp", key, solve)
 
     def _tuned_heuristic(self, ctx: RunContext) -> Any:
         policy = heuristic_policy(self.spec).to(ctx.device)
 
         def search() -> list[float]:
+            log.info("inventory: tuning the %s reference on the train samples", self.spec.heuristic)
             coordinate_search(policy, lambda pol: self.mean_cost(pol, "train"))
             return policy.theta.detach().cpu().tolist()
 
@@ -384,7 +431,12 @@ class InventoryNetwork(InventoryProblem):
     # -- scoring ---------------------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self, solution: InventoryPolicy) -> dict[str, float]:
-        test = self.mean_cost(solution, "test")
+        samples, periods, _ = self.sizes["test"]
+        level = logging.INFO if samples * periods >= LONG_EVALUATION else logging.DEBUG
+        log.log(level, "inventory: evaluating on %d test samples x %d periods", samples, periods)
+        start = time.monotonic()
+        test = self.test_cost(solution)
+        log.log(level, "inventory: test cost %.4f (%.1f s)", test, time.monotonic() - start)
         metrics = {"test_cost": test, "dev_cost": self.mean_cost(solution, "dev")}
         if self.ref_cost is not None and self.ref_test_cost is not None:
             metrics["gap_pct"] = 100 * (test - self.ref_cost) / self.ref_cost
@@ -407,3 +459,15 @@ class InventoryNetwork(InventoryProblem):
                 {k: np.round(v, 4).tolist() for k, v in self.store_params.items()}
             )
         return {**facts, **self._facts}
+
+
+class RoundedOrders(torch.nn.Module):
+    """``policy`` with every order rounded to the nearest integer (the authors' test-time
+    ``discrete_allocation`` for integer demand)."""
+
+    def __init__(self, policy: InventoryPolicy) -> None:
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, obs: Observation) -> torch.Tensor:
+        return self.policy(obs).round()

@@ -2,8 +2,9 @@
 
 f* is found by scipy's exact trust-region Newton method (``trust-exact``, Moré-Sorensen) in
 float64, polished by plain Newton steps where it stops short, to a gradient norm of ``tol``
-(1e-10 by default), and kept in the run context's cache (namespace ``logreg_fstar``), keyed by
-the data file's sha256 and the problem's parameters. If
+(1e-10 by default) — for the squared loss by solving the normal equations — and kept in the run
+context's cache (namespace ``logreg_fstar``), keyed by the data file's sha256 and the problem's
+parameters. If
 the solver cannot reach ``tol`` (separable data without an L2 term has no minimiser), no f* is
 reported and the problem logs no gap.
 """
@@ -64,8 +65,32 @@ def solve(X: np.ndarray, y: np.ndarray, l2: float, tol: float) -> dict[str, Any]
     }
 
 
+def solve_squared(X: np.ndarray, y: np.ndarray, l2: float, tol: float) -> dict[str, Any]:
+    """Minimise (1/2n) ||X w - y||^2 + (l2/2) ||w||^2: (X^T X / n + l2 I) w = X^T y / n."""
+    n = len(y)
+    w = np.linalg.lstsq(X.T @ X / n + l2 * np.eye(X.shape[1]), X.T @ y / n, rcond=None)[0]
+    r = X @ w - y
+    grad_norm = float(np.linalg.norm(X.T @ r / n + l2 * w))
+    return {
+        "f_star": float(0.5 * (r @ r) / n + 0.5 * l2 * (w @ w)),
+        "grad_norm": grad_norm,
+        "converged": grad_norm <= tol,
+        "iterations": 1,
+        "solver": "normal equations (numpy lstsq)",
+    }
+
+
 def cached_solve(
-    cache: Cache, key: Any, X: np.ndarray, y: np.ndarray, l2: float, tol: float
+    cache: Cache,
+    key: Any,
+    X: np.ndarray,
+    y: np.ndarray,
+    l2: float,
+    tol: float,
+    loss: str = "logistic",
 ) -> dict[str, Any]:
-    """``solve`` once per ``key`` (which must name the data and every parameter)."""
+    """``solve`` (``solve_squared`` for the squared loss) once per ``key`` (which must name the
+    data, the loss and every parameter)."""
+    if loss == "squared":
+        return cache.get_or_compute("logreg_fstar", key, lambda: solve_squared(X, y, l2, tol))
     return cache.get_or_compute("logreg_fstar", key, lambda: solve(X, y, l2, tol))

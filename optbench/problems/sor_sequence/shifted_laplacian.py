@@ -7,7 +7,11 @@ grid (n = grid_size^2; the paper's 10 x 10 gives n = 100); instance t is
 ``Beta(0.5, 1.5)`` or low variance ``Beta(2, 6)``; ``b_t ~ N(0, I)`` conditioned on
 ``||b_t|| <= sqrt(n)`` (rejection sampling); ``x_0 = 0``. The context of instance t is c_t.
 Its cost is the number of natural-order SOR iterations ``x <- x + (D/omega + L)^{-1} r`` to reach
-``||r_k|| / ||r_0|| < tol``, capped at ``max_iterations``.
+``||r_k|| / ||r_0|| < tol``, capped at ``max_iterations``. The context interval announced to
+contextual learners is ``[shift_min, context_max]``: the authors' scripts pass
+``[-0.15, 0.65]`` (scripts/contextual.m), wider than the shifts' support
+``[shift_min, shift_min + shift_scale] = [-0.15, 0.45]``; ``context_max: null`` gives the tight
+interval.
 
 The instance-optimal omega is Young's ``omega* = 1 + (beta / (1 + sqrt(1 - beta^2)))^2``
 (Young 1950; Khodak et al. eq. 2) with beta the spectral radius of the Jacobi iteration matrix
@@ -70,7 +74,9 @@ class ShiftedLaplacian(SolverSequence):
         shift_min, shift_scale: ``c_t = shift_min + shift_scale * Beta``; every A_t must be
             positive definite (shift_min > -lambda_min(A) = -(4 - 4 cos(pi / (m + 1)))).
         omega_min, omega_max, n_omegas: the grid of the best-fixed-omega baseline.
+        context_max: upper end of the context interval (authors: 0.65; null: the support's).
         tol, max_iterations: SOR's stopping rule and iteration cap (the cost of a failure).
+        replay: read grid parameters' counts from the cost table (see ``sequence``).
     """
 
     def __init__(
@@ -83,10 +89,12 @@ class ShiftedLaplacian(SolverSequence):
         omega_min: float = 1.0,
         omega_max: float = 1.95,
         n_omegas: int = 20,
+        context_max: float | None = 0.65,
         tol: float = 1e-8,
         max_iterations: int = 10000,
+        replay: bool = False,
     ) -> None:
-        super().__init__(n_instances, omega_min, omega_max, n_omegas, tol, max_iterations)
+        super().__init__(n_instances, omega_min, omega_max, n_omegas, tol, max_iterations, replay)
         if grid_size < 2:
             raise ConfigError(f"grid_size: must be >= 2, got {grid_size}")
         if shift_scale < 0:
@@ -100,7 +108,14 @@ class ShiftedLaplacian(SolverSequence):
         self.grid_size, self.variance = grid_size, variance
         self.shift_min, self.shift_scale = shift_min, shift_scale
         self.lambda_min, self.lambda_max = low, high
-        self.context_range = (shift_min, shift_min + shift_scale)
+        support_max = shift_min + shift_scale
+        if context_max is not None and context_max < support_max:
+            raise ConfigError(
+                f"context_max: must be >= shift_min + shift_scale = {support_max:g} (the "
+                f"largest shift), got {context_max}"
+            )
+        self.context_max = context_max
+        self.context_range = (shift_min, support_max if context_max is None else context_max)
 
     def setup(self, ctx: RunContext) -> None:
         super().setup(ctx)
@@ -137,13 +152,12 @@ class ShiftedLaplacian(SolverSequence):
     def context(self, t: int) -> float:
         return float(self.shifts[t])
 
-    def solve(self, t: int, parameter: float) -> int:
-        self._check_next(t, parameter)
+    def _solve_online(self, t: int, parameter: float) -> tuple[int, float]:
         inst = self.instance(t)
         x = np.zeros(self.n)
         tick = time.perf_counter()
         iterations, _ = sor_solve(inst.matrix, inst.b, x, parameter, self.tol, self.max_iterations)
-        return self._record(parameter, iterations, time.perf_counter() - tick)
+        return iterations, time.perf_counter() - tick
 
     # -- hindsight -------------------------------------------------------------------------------
     def _key(self) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""optbench's Hydra launchers (``hydra_plugins.optbench_launcher.launcher``)."""
