@@ -1,24 +1,27 @@
 """The tracking store survives what users do to it: commands started at the same instant on an
 empty runs directory, stores that cannot be written, a damaged or half-migrated store. Each fault
-ends the real command with exit code 2 and one ``error:`` line naming the path, and every run
-logged before it is still there. Permission faults run the command as ``nobody`` when the tests
-run as root (root writes anywhere)."""
+ends the command with exit code 2 and one ``error:`` line naming the path, and every run logged
+before it is still there. The concurrent commands are real processes; the permission faults run
+in one process as ``nobody`` when the tests run as root (root writes anywhere); the other faults
+run through the entry point in this process (``main_in_process``)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import sqlite3
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import BIN, ROOT
+from optbench.platform.store import COMPANIONS
+from tests.conftest import BIN, ROOT, Outcome, assert_one_line, main_in_process
 
 TINY = ["problem=least_squares", "problem.n_samples=50", "problem.dim=5", "budget.max_steps=5"]
 AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
@@ -36,30 +39,46 @@ def shared_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def run(
-    *args: str, runs: Path, program: str = "optbench", unprivileged: bool = False
-) -> subprocess.CompletedProcess[str]:
+def env_for(runs: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env.update({"OPTBENCH_RUNS_DIR": str(runs), "HOME": tempfile.gettempdir()})
-    prefix = AS_NOBODY if unprivileged and os.geteuid() == 0 else []
-    return subprocess.run(
-        [*prefix, str(BIN / program), *args],
+    return env
+
+
+def started_at_once(commands: list[list[str]], runs: Path) -> list[subprocess.Popen[str]]:
+    """The real ``optbench`` program, once per command, all started before any is waited on."""
+    processes = [
+        subprocess.Popen(
+            [str(BIN / "optbench"), *args],
+            env=env_for(runs),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for args in commands
+    ]
+    for process in processes:
+        process.communicate(timeout=900)
+    return processes
+
+
+def as_unprivileged(cases: list[tuple[list[str], Path]]) -> list[Outcome]:
+    """``optbench ARGS`` for each case (its runs directory), all in one process run as
+    ``nobody`` when the tests run as root (``tests.cli_cases``)."""
+    payload = [{"args": args, "env": {"OPTBENCH_RUNS_DIR": str(runs)}} for args, runs in cases]
+    prefix = AS_NOBODY if os.geteuid() == 0 else []
+    env = env_for(Path(tempfile.gettempdir()))
+    done = subprocess.run(
+        [*prefix, sys.executable, "-m", "tests.cli_cases", json.dumps(payload)],
         capture_output=True,
         text=True,
         env=env,
         cwd=ROOT,
-        timeout=600,
+        timeout=900,
     )
-
-
-def one_line(result: subprocess.CompletedProcess[str], *needles: str) -> str:
-    assert result.returncode == 2, result.stdout + result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.stdout + result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
+    assert done.returncode == 0, done.stderr
+    return [Outcome(**r) for r in json.loads(done.stdout.strip().splitlines()[-1])]
 
 
 def runs_in(db: Path) -> list[tuple[str, str]]:
@@ -75,6 +94,9 @@ def store_with_a_run(db: Path) -> str:
     recorder = tracker.start_run("run", {"seed": "0"}, {}, "seed: 0\n", None, 1)
     recorder.evaluation(0, {"gap": 1.0})
     recorder.finish(RunStatus.finished, {})
+    # closed: the write-ahead log is folded into the file, which nothing in this process
+    # touches again
+    tracker.client._tracking_client.store.engine.dispose()
     return str(recorder.run_id)
 
 
@@ -82,37 +104,32 @@ def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_commands_started_at_once_on_an_empty_runs_dir(shared_dir: Path) -> None:
+def test_commands_started_at_once_on_an_empty_runs_dir(
+    shared_dir: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     runs = shared_dir / "runs"
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env["OPTBENCH_RUNS_DIR"] = str(runs)
-    processes = [
-        subprocess.Popen(
-            [str(BIN / "optbench"), *TINY, f"seed={seed}"],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for seed in range(4)
-    ]
-    outputs = [p.communicate(timeout=600) for p in processes]
-    assert [p.returncode for p in processes] == [0] * 4, outputs
-    fifth = run(*TINY, "seed=4", runs=runs)
+    processes = started_at_once([[*TINY, f"seed={seed}"] for seed in range(4)], runs)
+    assert [p.returncode for p in processes] == [0] * 4, [p.stderr for p in processes]
+    monkeypatch.setenv("OPTBENCH_RUNS_DIR", str(runs))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    fifth = main_in_process(capfd, monkeypatch, *TINY, "seed=4")
     assert fifth.returncode == 0, fifth.stderr
     assert [status for _, status in runs_in(runs / "mlflow.db")] == ["FINISHED"] * 5
 
 
 def test_commands_started_at_once_against_a_tracking_server(
-    mlflow_server: str, shared_dir: Path
+    mlflow_server: str,
+    shared_dir: Path,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     args = ["tracking=server", f"tracking.uri={mlflow_server}", "experiment_name=served_at_once"]
     runs = shared_dir / "runs"
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(pool.map(lambda s: run(*TINY, *args, f"seed={s}", runs=runs), range(4)))
-    assert [r.returncode for r in results] == [0] * 4, [r.stderr for r in results]
-    assert run(*TINY, *args, "seed=4", runs=runs).returncode == 0
+    processes = started_at_once([[*TINY, *args, f"seed={seed}"] for seed in range(4)], runs)
+    assert [p.returncode for p in processes] == [0] * 4, [p.stderr for p in processes]
+    monkeypatch.setenv("OPTBENCH_RUNS_DIR", str(runs))
+    fifth = main_in_process(capfd, monkeypatch, *TINY, *args, "seed=4")
+    assert fifth.returncode == 0, fifth.stderr
     from mlflow import MlflowClient
 
     client = MlflowClient(mlflow_server)
@@ -122,7 +139,7 @@ def test_commands_started_at_once_against_a_tracking_server(
     assert {r.info.status for r in runs_logged} == {"FINISHED"}
 
 
-def test_store_faults_are_one_line_and_keep_what_was_logged(shared_dir: Path) -> None:
+def test_unwritable_stores_are_one_line_and_keep_what_was_logged(shared_dir: Path) -> None:
     # an existing directory the user cannot write, for the store
     locked = shared_dir / "locked"
     locked.mkdir()
@@ -133,17 +150,7 @@ def test_store_faults_are_one_line_and_keep_what_was_logged(shared_dir: Path) ->
     read_only_db = shared_dir / "ro" / "runs" / "mlflow.db"
     read_only_db.parent.mkdir(parents=True)
     before = store_with_a_run(read_only_db)
-    # not an SQLite file
-    damaged = shared_dir / "damaged" / "runs" / "mlflow.db"
-    damaged.parent.mkdir(parents=True)
-    damaged.write_bytes(b"\x00garbage" * 1000)
-    # half-migrated, with a run in it: never touched, refused
-    half = shared_dir / "half" / "runs" / "mlflow.db"
-    half.parent.mkdir(parents=True)
-    kept = store_with_a_run(half)
-    with sqlite3.connect(half) as connection:
-        connection.execute("create table _alembic_tmp_tags as select * from tags")
-    half_sha = sha(half)
+    before_sha = sha(read_only_db)
     for path in (shared_dir, *shared_dir.rglob("*")):
         path.chmod(0o777 if path.is_dir() else 0o666)
     locked.chmod(0o555)
@@ -152,44 +159,73 @@ def test_store_faults_are_one_line_and_keep_what_was_logged(shared_dir: Path) ->
     if os.geteuid() != 0:
         read_only_db.parent.chmod(0o555)  # a non-root owner could otherwise write the directory
 
-    cases = [
-        ((*TINY, f"tracking.uri=sqlite:///{locked}/mlflow.db"), shared_dir / "a" / "runs", True),
-        (TINY, read_only_runs, True),
-        ((*TINY, "seed=1"), read_only_db.parent, True),
-        (TINY, damaged.parent, False),
-        (TINY, half.parent, False),
-    ]
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(pool.map(lambda c: run(*c[0], runs=c[1], unprivileged=c[2]), cases))
-        report = pool.submit(
-            run, "experiment=logreg_schedules", runs=damaged.parent, program="optbench-report"
-        )
-    one_line(results[0], str(locked), "not writable")
-    one_line(results[1], str(read_only_runs), "not writable", "OPTBENCH_RUNS_DIR")
-    one_line(results[2], str(read_only_db), "read-only")
-    one_line(results[3], str(damaged), "not an SQLite database")
-    one_line(report.result(), str(damaged), "not an SQLite database")
-    one_line(results[4], str(half), "half-migrated", "holds 1 runs", "left untouched", "mv ")
-    # what was logged before each fault is still there, untouched
-    assert runs_in(read_only_db) == [(before, "FINISHED")]
+    results = as_unprivileged(
+        [
+            ([*TINY, f"tracking.uri=sqlite:///{locked}/mlflow.db"], shared_dir / "a" / "runs"),
+            ([*TINY, f"tracking.uri=sqlite:///{locked}/sub/mlflow.db"], shared_dir / "b"),
+            (TINY, read_only_runs),
+            ([*TINY, "seed=1"], read_only_db.parent),
+        ]
+    )
+    assert_one_line(results[0], str(locked), "not writable")
+    assert_one_line(results[1], str(locked), "cannot create the store's directory")
+    assert_one_line(results[2], str(read_only_runs), "not writable", "OPTBENCH_RUNS_DIR")
+    assert_one_line(results[3], str(read_only_db), "read-only")
+    # what was logged before the fault is still there, untouched
+    assert runs_in(read_only_db) == [(before, "FINISHED")] and sha(read_only_db) == before_sha
+
+
+def test_damaged_and_half_migrated_stores(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    # not an SQLite file: refused by a run and by a report
+    damaged = tmp_path / "damaged" / "runs" / "mlflow.db"
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(b"\x00garbage" * 1000)
+    monkeypatch.setenv("OPTBENCH_RUNS_DIR", str(damaged.parent))
+    assert_one_line(main_in_process(capfd, monkeypatch, *TINY), str(damaged), "not an SQLite")
+    report = main_in_process(
+        capfd, monkeypatch, "experiment=logreg_schedules", program="optbench-report"
+    )
+    assert_one_line(report, str(damaged), "not an SQLite database")
+    assert damaged.read_bytes() == b"\x00garbage" * 1000
+
+    # half-migrated, with a run in it: refused, never touched
+    half = tmp_path / "half" / "runs" / "mlflow.db"
+    half.parent.mkdir(parents=True)
+    kept = store_with_a_run(half)
+    with sqlite3.connect(half) as connection:
+        connection.execute("create table _alembic_tmp_tags as select * from tags")
+    half_sha = sha(half)
+    monkeypatch.setenv("OPTBENCH_RUNS_DIR", str(half.parent))
+    result = main_in_process(capfd, monkeypatch, *TINY)
+    assert_one_line(result, str(half), "half-migrated", "holds 1 runs", "left untouched", "mv ")
     assert runs_in(half) == [(kept, "FINISHED")] and sha(half) == half_sha
 
-
-def test_a_half_created_store_without_runs_is_created_again(shared_dir: Path) -> None:
+    # half-created (what two racing migrations left) and empty: moved aside, created again
+    runs = tmp_path / "racing" / "runs"
+    db = runs / "mlflow.db"
     from optbench.platform.tracking import MlflowTracker
 
-    runs = shared_dir / "runs"
-    db = runs / "mlflow.db"
-    MlflowTracker(f"sqlite:///{db}", "empty").prepare()
-    with sqlite3.connect(db) as connection:  # what two racing migrations leave behind
-        connection.execute("create table _alembic_tmp_tags as select * from tags")
-        connection.execute("drop table tags")
-    result = run(*TINY, runs=runs)
+    empty = MlflowTracker(f"sqlite:///{db}", "empty")
+    empty.prepare()
+    empty.client._tracking_client.store.engine.dispose()  # as when that process ended
+    racer = sqlite3.connect(db)  # a process killed mid-migration: its write-ahead log stays
+    racer.execute("create table _alembic_tmp_tags as select * from tags")
+    racer.execute("drop table tags")
+    racer.commit()
+    assert db.with_name("mlflow.db-wal").exists()
+    monkeypatch.setenv("OPTBENCH_RUNS_DIR", str(runs))
+    result = main_in_process(capfd, monkeypatch, *TINY)
+    racer.close()
     assert result.returncode == 0, result.stdout + result.stderr
     assert [status for _, status in runs_in(db)] == ["FINISHED"]
-    (aside,) = runs.glob("mlflow.db.broken-*")
-    with sqlite3.connect(aside) as connection:
-        tables = {r[0] for r in connection.execute("select name from sqlite_master")}
+    (aside,) = (p for p in runs.glob("mlflow.db.broken-*") if not p.name.endswith(COMPANIONS))
+    assert aside.with_name(aside.name + "-wal").exists()  # the log went aside with its file
+    connection = sqlite3.connect(aside)
+    tables = {r[0] for r in connection.execute("select name from sqlite_master")}
+    connection.close()
     assert "_alembic_tmp_tags" in tables and "tags" not in tables
 
 

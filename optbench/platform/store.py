@@ -16,8 +16,8 @@ And a directory or file it cannot write makes MLflow retry for minutes and print
   fails the copy is put back;
 - a store left half-migrated by an interrupted migration (``_alembic_tmp_*`` tables, a schema
   version MLflow does not know, missing tables) that holds no run is moved aside to
-  ``<db>.broken-<time>`` and created again; one that holds runs is refused with one line saying
-  how to recover (it is never touched);
+  ``<db>.broken-<time>`` (with its write-ahead log) and created again; one that holds runs is
+  refused with one line saying how to recover (it is never touched);
 - a file that is not an SQLite database is refused with one line.
 
 ``check_sqlite(path)`` is the read-only part (for ``optbench ui`` on a store it cannot write).
@@ -166,11 +166,33 @@ def _quiet() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+#: the files SQLite keeps beside a database (write-ahead log, its index, rollback journal)
+COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def _move_aside(path: Path, aside: Path) -> None:
+    """Move the database ``path`` and its companion files to ``aside`` (a write-ahead log left
+    beside a new file of the same name would be replayed into it)."""
+    os.replace(path, aside)
+    for suffix in COMPANIONS:
+        companion = path.with_name(path.name + suffix)
+        if companion.exists():
+            os.replace(companion, aside.with_name(aside.name + suffix))
+
+
 def _create(path: Path) -> None:
-    """A complete new store at ``path``: built in a temporary file, then renamed into place."""
+    """A complete new store at ``path``: built in a temporary file, then renamed into place
+    (companion files of an earlier store of that name, left by a killed process, are first
+    moved to ``<db>.stale-<time>-wal`` etc.: SQLite would replay a stale write-ahead log into
+    the new file)."""
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
     _quiet()
+    stale = path.with_name(f"{path.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
+    for suffix in COMPANIONS:
+        companion = path.with_name(path.name + suffix)
+        if companion.exists():
+            os.replace(companion, stale.with_name(stale.name + suffix))
     temporary = path.with_name(f"{path.name}.creating-{os.getpid()}")
     temporary.unlink(missing_ok=True)
     uri = f"sqlite:///{temporary}"
@@ -233,7 +255,7 @@ def prepare_sqlite(path: Path) -> None:
                         f"{state.runs} runs; it was left untouched: {how}"
                     )
                 aside = path.with_name(f"{path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
-                os.replace(path, aside)
+                _move_aside(path, aside)
                 _create(path)
     except OSError as exc:
         raise TrackingError(f"{path}: cannot prepare the MLflow store ({exc})") from None

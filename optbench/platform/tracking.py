@@ -303,6 +303,9 @@ class MlflowTracker(NullTracker):
 
             for name in ("alembic", "mlflow"):
                 logging.getLogger(name).setLevel(logging.WARNING)
+            # it logs each database error before raising it; the error reaches the user once,
+            # as one line (``_store_fault``, ``prepare``)
+            logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
             db = self.sqlite_path
             if db is not None:
