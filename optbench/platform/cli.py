@@ -45,7 +45,9 @@ def run_job(cfg: DictConfig) -> RunSummary:
     problem_name = str(choices.get("problem") or "problem")
     algorithm_name = str(choices.get("algorithm") or "algorithm")
     exclude = list(hc.job.config.override_dirname.exclude_keys)
-    name = dashboard.run_name(algorithm_name, problem_name, list(hc.overrides.task), exclude)
+    swept = os.environ.get(dashboard.SWEPT_KEYS_ENV) if multirun else None
+    only = None if swept is None else {"seed", *filter(None, swept.split(","))}
+    name = dashboard.run_name(algorithm_name, problem_name, list(hc.overrides.task), exclude, only)
     try:
         if not multirun:  # a bad number is refused before the store is opened
             schema.check_run_keys(cfg)

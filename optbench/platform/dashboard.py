@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,15 +105,27 @@ def browser_script(experiments: Mapping[str, dict[str, Any]]) -> str:
     return BROWSER_JS.replace("DATA", data.replace("</", "<\\/"))
 
 
-def run_name(algorithm: str, problem: str, overrides: Sequence[str], exclude: Iterable[str]) -> str:
+#: the environment variable through which a sweep tells its jobs which keys it sweeps
+SWEPT_KEYS_ENV = "OPTBENCH_SWEPT_KEYS"
+
+
+def run_name(
+    algorithm: str,
+    problem: str,
+    overrides: Sequence[str],
+    exclude: Iterable[str],
+    only: Collection[str] | None = None,
+) -> str:
     """``<algorithm>@<problem>`` and the job's own overrides with the last part of each key
-    (``lr=0.1 dataset=a9a seed=0``; the full key where two would read the same)."""
-    skip = {*exclude, "problem", "algorithm"}
+    (``lr=0.1 dataset=a9a seed=0``; the full key where two would read the same). ``only``: the
+    keys to show (a sweep's job: the swept keys and the seed), else every override but the
+    ``exclude`` keys and ``experiment_name`` (the experiment itself)."""
+    skip = {*exclude, "problem", "algorithm", "experiment_name"}
     pairs = []
     for override in overrides:
         key, sep, value = override.partition("=")
         key = key.lstrip("+~")
-        if sep and key not in skip:
+        if sep and key not in skip and (only is None or key in only):
             pairs.append((key, value))
     short = [key.rsplit(".", 1)[-1] for key, _ in pairs]
     shown = [

@@ -390,6 +390,9 @@ class SweepCallback(Callback):
             job_env["MLFLOW_TRACKING_URI"] = os.environ["MLFLOW_TRACKING_URI"]
         if self._parent:
             job_env[PARENT_RUN_ENV] = self._parent
+        values = sweep_values(config.hydra.sweeper.get("params"), config.hydra.overrides.task)
+        swept = [key for key, taken in values.items() if len(taken) > 1]
+        job_env[dashboard.SWEPT_KEYS_ENV] = ",".join(swept)  # runs are named by these
         pass_to_jobs(config, job_env)
         if self._parent:
             orphans = tracker.mark_orphans_killed(self._parent)
