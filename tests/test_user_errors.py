@@ -87,7 +87,9 @@ def test_bad_data_files_are_one_line(
     binary = data / "weights.bin"
     binary.write_bytes(bytes(range(256)) * 40)
     huge = data / "huge_index.svm"
-    huge.write_text("+1 1:0.5 3000000000:1\n-1 2:1\n")
+    huge.write_text("+1 1:0.5 2000000000:1\n-1 2:1\n")
+    too_huge = data / "too_huge_index.svm"
+    too_huge.write_text("+1 1:0.5 3000000000:1\n-1 2:1\n")
     bad_label = data / "bad_label.svm"
     bad_label.write_text("+1 1:0.5\n\x1b[31mred\x07 2:1\n")
     bad_value = data / "bad_value.svm"
@@ -95,7 +97,8 @@ def test_bad_data_files_are_one_line(
     cases = [
         (data, f"problem.dataset: {data} is a directory, not a LIBSVM file"),
         (binary, f"problem.dataset: {binary} is a binary file, not LIBSVM text"),
-        (huge, f"{huge}: 2 samples x 3000000000 features need about"),
+        (huge, f"{huge}: 2 samples x 2000000000 features need about"),
+        (too_huge, f"{too_huge}: a feature index exceeds 2147483647"),
         (bad_label, "line 2: label '\\x1b[31mred\\x07' is not a number"),
         (bad_value, "line 1: value '\\x1b[2J' of feature 1 is not a number"),
     ]
@@ -106,5 +109,5 @@ def test_bad_data_files_are_one_line(
         line = assert_one_line(result, needle)
         assert line.isprintable() and "\x00" not in result.stderr and "\x1b" not in line
         if path == huge:
-            # 8 (2 n d + 3 d^2) bytes for n = 2, d = 3e9: about 2.16e20 bytes
-            assert "about 2.16e+11 GB" in line and "GB of memory is available" in line
+            # 8 (2 n d + 3 d^2) bytes for n = 2, d = 2e9: about 9.6e19 bytes
+            assert "about 9.6e+10 GB" in line and "GB of memory is available" in line

@@ -192,6 +192,11 @@ def _parse(path: Path, n_features: int | None) -> tuple[Any, np.ndarray, str]:
         raise DataError(f"no such data file: {path}")
     try:
         X, y = load_svmlight_file(str(path), n_features=n_features, zero_based=False)
+    except OverflowError:  # its indices are 32-bit integers
+        raise DataError(
+            f"{path}: a feature index exceeds {2**31 - 1}, the largest scikit-learn's LIBSVM "
+            "loader reads"
+        ) from None
     except (ValueError, OSError, EOFError) as exc:
         where = _first_bad_line(path, n_features) if isinstance(exc, ValueError) else None
         raise DataError(f"{path}: {where or _shown(' '.join(str(exc).split()))}") from None
