@@ -8,6 +8,7 @@ captured at the file-descriptor level); one test runs the real console script in
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -42,28 +43,32 @@ VALUES = [
 ]
 
 
+def count_runs(db: Path) -> int:
+    """Runs in the sqlite store ``db`` (0 when there is no store)."""
+    if not db.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(db)) as connection:
+        return connection.execute("select count(*) from runs").fetchone()[0]
+
+
 def test_bad_values_are_one_line_and_create_no_run(
     capfd: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     runs_dir: Path,
     tmp_path: Path,
 ) -> None:
-    for i, (args, needle) in enumerate(VALUES):
-        # each case its own store: a case that wrongly created a run is caught below
-        db = tmp_path / f"store{i}" / "mlflow.db"
+    db = tmp_path / "mlflow.db"  # one store: after each case, still without a run
+    for args, needle in VALUES:
         extra = [t for t in TINY if t.split("=")[0] not in {a.split("=")[0] for a in args}]
         result = main_in_process(capfd, monkeypatch, *extra, *args, f"tracking.uri=sqlite:///{db}")
         assert_one_line(result, needle)
-        if db.exists():
-            runs = sqlite3.connect(db).execute("select count(*) from runs").fetchone()[0]
-            assert runs == 0, args
+        assert count_runs(db) == 0, args
     # an empty sweep list: refused before a parent run is opened
-    db = tmp_path / "sweep" / "mlflow.db"
     result = main_in_process(
         capfd, monkeypatch, "-m", *TINY, "seed=range(0,0)", f"tracking.uri=sqlite:///{db}"
     )
     assert_one_line(result, "seed=range(0,0)", "empty sweep")
-    assert not db.exists() or not sqlite3.connect(db).execute("select * from runs").fetchall()
+    assert count_runs(db) == 0
 
 
 def test_the_real_program_refuses_a_bad_number_in_one_line(
