@@ -3,7 +3,9 @@ and a runner for the real ``optbench`` command-line programs."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -54,17 +56,33 @@ def compose(overrides: list[str], hydra: bool = False) -> DictConfig:
 def cli(
     *args: str, env: dict[str, str] | None = None, program: str = "optbench", timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
-    """Run an optbench console script; return the completed process (text output)."""
+    """Run an optbench console script; return the completed process (text output). The script
+    runs in its own process group: on a timeout the whole group (its launcher's workers too) is
+    killed before ``TimeoutExpired`` propagates, so no job outlives a failed test."""
     full_env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     full_env.update(env or {})
-    return subprocess.run(
+    with subprocess.Popen(
         [str(BIN / program), *args],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         env=full_env,
-        timeout=timeout,
         cwd=ROOT,
-    )
+        start_new_session=True,
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except BaseException:
+            kill_group(process)
+            raise
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL a process started with ``start_new_session`` and everything in its group."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import time
 import zlib
@@ -17,7 +16,7 @@ from collections import Counter, defaultdict
 import numpy as np
 from mlflow import MlflowClient
 
-from tests.conftest import BIN, ROOT, cli
+from tests.conftest import BIN, ROOT, cli, kill_group
 
 JOBS, STEPS, EVERY = 200, 20, 5
 
@@ -72,25 +71,26 @@ def test_two_hundred_faulty_jobs_killed_and_resumed(
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    deadline = time.time() + 600
-    while time.time() < deadline and sweep.poll() is None:
-        time.sleep(0.25)
-        runs = children(client, "faults200")
-        finished = sum(r.info.status == "FINISHED" for r in runs)
-        # kill a run mid-flight: a hanging one lasts its 1 s time limit, so it is still RUNNING
-        # when the kill lands (a healthy run may end between this poll and the kill)
-        hanging = [
-            r
-            for r in runs
-            if r.info.status == "RUNNING"
-            and "seed" in r.data.params
-            and expected_fault(int(r.data.params["seed"])) == "hang"
-        ]
-        if finished >= 60 and hanging:
-            break
-    assert sweep.poll() is None, "the sweep ended before it could be killed"
-    os.killpg(sweep.pid, signal.SIGKILL)
-    sweep.wait()
+    try:
+        deadline = time.time() + 600
+        while time.time() < deadline and sweep.poll() is None:
+            time.sleep(0.25)
+            runs = children(client, "faults200")
+            finished = sum(r.info.status == "FINISHED" for r in runs)
+            # kill a run mid-flight: a hanging one lasts its 1 s time limit, so it is still RUNNING
+            # when the kill lands (a healthy run may end between this poll and the kill)
+            hanging = [
+                r
+                for r in runs
+                if r.info.status == "RUNNING"
+                and "seed" in r.data.params
+                and expected_fault(int(r.data.params["seed"])) == "hang"
+            ]
+            if finished >= 60 and hanging:
+                break
+        assert sweep.poll() is None, "the sweep ended before it could be killed"
+    finally:
+        kill_group(sweep)  # the kill of the test, and no sweep left running if it fails
     time.sleep(1)
 
     before = {

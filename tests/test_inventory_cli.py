@@ -79,7 +79,7 @@ def test_quick_preset_sweeps_and_reports_cost_and_gap(
     for _, cell in costs.iterrows():
         mine = runs[(runs["problem"] == cell["problem"]) & (runs["algorithm"] == cell["algorithm"])]
         assert len(mine) == 1 and cell["mean"] == pytest.approx(mine["metrics.test_cost"].iloc[0])
-    assert "final test_cost (mean ± 95% CI over seeds)" in result.stdout
+    assert "final test_cost (mean ± 95% CI over 1 seed)" in result.stdout
     assert (report / "convergence_progress_best_dev_cost_vs_step.png").stat().st_size > 1000
 
 

@@ -261,7 +261,11 @@ def write_report(
     out_dir = out_dir or paths.runs_dir() / "reports" / experiment
     out_dir.mkdir(parents=True, exist_ok=True)
     seeds = common_n(table)
-    over = f"over {seeds} seeds" if seeds else "over seeds, n per cell where it differs"
+    over = (
+        f"over {seeds} seed{'s' * (seeds != 1)}"
+        if seeds
+        else "over seeds, n per cell where it differs"
+    )
     title = f"{statistic} {table.metric} ({table.goal}imised"
     title += f"; best {', '.join(table.tune)} per cell" if table.tune else ""
     title += f"; mean ± 95% CI {over})"

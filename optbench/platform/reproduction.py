@@ -51,6 +51,18 @@ def _plain(spec: Any) -> dict[str, Any]:
     return dict(spec)
 
 
+def made_by(runs: pd.DataFrame) -> str:
+    """The commits the runs were made with (``+ local changes`` where the tree was dirty)."""
+    if "git_commit" not in runs or runs.empty:
+        return "not recorded"
+    dirty = runs.get("git_dirty", pd.Series("false", index=runs.index)).astype(str).str.lower()
+    dirty = dirty == "true"
+    commits = runs["git_commit"].fillna("unknown").astype(str).str[:10] + dirty.map(
+        {True: " + local changes", False: ""}
+    )
+    return ", ".join(f"{c} ({n} runs)" for c, n in commits.value_counts().items())
+
+
 @dataclass
 class Record:
     path: Path
@@ -105,6 +117,7 @@ def write_record(
         lines.append(f"- **Authors' code**: {_cell(data['authors_code'])}")
     lines += [
         f"- **Scale**: {data.get('scale', '')}; {len(runs)} runs, {seeds} seeds",
+        f"- **Code that made the runs**: {made_by(runs)}",
         f"- **Protocol**: {_cell(data.get('protocol', ''))}",
     ]
     if data.get("differs_from_paper"):

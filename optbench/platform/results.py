@@ -48,8 +48,10 @@ METRIC = "metrics."
 SEED = "seed"
 #: run columns that are outcomes, not configuration
 OUTCOMES = ("steps", "stop_reason")
+#: run columns that say where a run's numbers came from (the code's commit, local changes)
+PROVENANCE = ("git_commit", "git_dirty")
 #: run columns that say which run a row is
-META = ("run_id", "mlflow_status", "status", "config_hash", "start_time", *OUTCOMES)
+META = ("run_id", "mlflow_status", "status", "config_hash", "start_time", *OUTCOMES, *PROVENANCE)
 
 
 @dataclass
@@ -203,6 +205,8 @@ def _row(run: StoredRun) -> dict[str, Any]:
         start_time=run.start_time,
         steps=run.tags.get(f"{TAG}steps"),
         stop_reason=run.tag("stop_reason"),
+        git_commit=run.tag("git_commit"),
+        git_dirty=run.tag("git_dirty"),
     )
     row.update({k: v for k, v in run.tags.items() if k.startswith(DESCRIBE)})
     return row
