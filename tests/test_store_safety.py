@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from optbench.platform.store import COMPANIONS
-from tests.conftest import BIN, ROOT, Outcome, assert_one_line, main_in_process
+from tests.conftest import BIN, ROOT, Outcome, assert_one_line, kill_group, main_in_process
 
 TINY = ["problem=least_squares", "problem.n_samples=50", "problem.dim=5", "budget.max_steps=5"]
 AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
@@ -46,7 +46,8 @@ def env_for(runs: Path) -> dict[str, str]:
 
 
 def started_at_once(commands: list[list[str]], runs: Path) -> list[subprocess.Popen[str]]:
-    """The real ``optbench`` program, once per command, all started before any is waited on."""
+    """The real ``optbench`` program, once per command, all started before any is waited on
+    (each in its own process group, all killed if the test fails while they run)."""
     processes = [
         subprocess.Popen(
             [str(BIN / "optbench"), *args],
@@ -55,11 +56,17 @@ def started_at_once(commands: list[list[str]], runs: Path) -> list[subprocess.Po
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=True,
         )
         for args in commands
     ]
-    for process in processes:
-        process.communicate(timeout=900)
+    try:
+        for process in processes:
+            process.communicate(timeout=900)
+    except BaseException:
+        for process in processes:
+            kill_group(process)
+        raise
     return processes
 
 
