@@ -8,7 +8,7 @@ EXPERIMENT ?= logreg_schedules
 HOST ?= 127.0.0.1
 PORT ?= 5000
 UI_PORT ?= 5001
-RUNS := $(CURDIR)/runs
+RUNS := $(or $(OPTBENCH_RUNS_DIR),$(CURDIR)/runs)
 BACKEND ?= sqlite:///$(RUNS)/mlflow.db
 
 .PHONY: run test sweep report server ui lint bench bench-check bench-update ci-gate venv clean
@@ -49,15 +49,15 @@ report: $(STAMP)
 ##         the store); jobs log to it with tracking=server. Stop it with Ctrl-C.
 server: $(STAMP)
 	mkdir -p $(RUNS)/artifacts
-	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server --backend-store-uri $(BACKEND) \
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server --app-name optbench \
+		--backend-store-uri $(BACKEND) \
 		--artifacts-destination $(RUNS)/artifacts --host $(HOST) --port $(PORT) --workers 1
 
-## ui: the MLflow dashboard, read-only, over runs/mlflow.db on http://$(HOST):$(UI_PORT)
+## ui: the MLflow dashboard (optbench ui), read-only, over the store the runs went to
+##     (OPTBENCH_RUNS_DIR, MLFLOW_TRACKING_URI; ARGS=tracking.uri=... for another) on
+##     http://$(HOST):$(UI_PORT). Stop it with Ctrl-C.
 ui: $(STAMP)
-	$(BIN)/python -c "from optbench.platform.tracking import MlflowTracker as T; T('sqlite:///$(RUNS)/mlflow.db', 'Default', None, 1).prepare()"
-	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui \
-		--backend-store-uri 'sqlite:///file:$(RUNS)/mlflow.db?mode=ro&uri=true' \
-		--host $(HOST) --port $(UI_PORT) --workers 1
+	$(BIN)/optbench ui --host $(HOST) --port $(UI_PORT) $(ARGS)
 
 ## lint: ruff
 lint: $(TEST_STAMP)

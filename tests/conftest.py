@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,50 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a command-line entry point did: its exit code and what it wrote."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def main_in_process(
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    *args: str,
+    program: str = "optbench",
+) -> Outcome:
+    """``optbench ARGS`` (or ``optbench-report``) run by its entry point in this process: the
+    same code as the console script without a process start (imports are paid once per test
+    session). Output is captured at the file-descriptor level, so MLflow's and SQLAlchemy's
+    logs count too; an exception escaping the entry point fails the test as a traceback would."""
+    from optbench.platform import cli
+
+    monkeypatch.setattr(sys, "argv", [program, *args])
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "0")  # the entry point sets it; restored afterwards
+    capfd.readouterr()
+    entry = cli.main if program == "optbench" else cli.report_main
+    try:
+        entry()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    out, err = capfd.readouterr()
+    return Outcome(code, out, err)
+
+
+def assert_one_line(result: Outcome | subprocess.CompletedProcess[str], *needles: str) -> str:
+    """Exit code 2, exactly one ``error: ...`` line on stderr containing every needle, no
+    traceback anywhere; returns the line."""
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in output
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]

@@ -32,7 +32,11 @@ def test_builds_with_int_coerced_to_float() -> None:
         ({"nesterov": "yes"}, "algorithm.nesterov: expected bool"),
         ({"typo": 1}, "algorithm.typo: unknown key for SGD"),
         ({"lr": -1}, "algorithm.lr: must be > 0"),
-        ({"milestones": ["a"]}, "algorithm.milestones: expected list[float] | None"),
+        ({"milestones": ["a"]}, "algorithm.milestones[0]: expected float, got 'a'"),
+        ({"milestones": "a"}, "algorithm.milestones: expected list[float] | None, got 'a'"),
+        ({"lr": float("nan")}, "algorithm.lr: must be a finite number, got nan"),
+        ({"gamma": float("-inf")}, "algorithm.gamma: must be a finite number, got -inf"),
+        ({"milestones": [0.5, float("inf")]}, "algorithm.milestones[1]: must be a finite number"),
     ],
 )
 def test_bad_values_name_the_key(values: dict[str, object], message: str) -> None:

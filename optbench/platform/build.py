@@ -1,7 +1,8 @@
 """Build a problem or algorithm from its config node, validating keys and types first.
 
 The class's ``__init__`` signature is its schema: every config key must be a parameter, every
-value must match the parameter's type hint (ints are accepted for floats). Violations raise
+value must match the parameter's type hint (ints are accepted for floats; NaN and infinities are
+refused for every float parameter, ranges are each class's own checks). Violations raise
 ``ConfigError`` naming the dotted key, before anything runs. ``ConfigError`` raised by the
 constructor itself (range checks) gets the key prefix added.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import math
 import traceback
 import types
 import typing
@@ -202,17 +204,22 @@ def coerce(value: Any, annotation: Any, key: str) -> Any:
     args = typing.get_args(annotation)
     if annotation is Any or annotation is inspect.Parameter.empty:
         return value
+    if isinstance(value, float) and not math.isfinite(value) and float in (annotation, *args):
+        raise ConfigError(f"{key}: must be a finite number, got {value}")
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
+        inner = None  # the error inside an option of the value's own shape (a list's item)
         for option in args:
             if option is type(None):
                 continue
             try:
                 return coerce(value, option, key)
-            except ConfigError:
-                continue
-        raise ConfigError(f"{key}: expected {_type_name(annotation)}, got {value!r}")
+            except ConfigError as exc:
+                shape = typing.get_origin(option) or option
+                if isinstance(shape, type) and shape is not float and isinstance(value, shape):
+                    inner = inner or exc
+        raise inner or ConfigError(f"{key}: expected {_type_name(annotation)}, got {value!r}")
     if origin is Literal:
         if value in args:
             return value

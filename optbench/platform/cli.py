@@ -34,7 +34,7 @@ def run_job(cfg: DictConfig) -> RunSummary:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from optbench.platform import progress, sweep
+    from optbench.platform import dashboard, progress, schema, sweep
     from optbench.platform.runner import execute, write_summary
     from optbench.platform.tracking import PARENT_RUN_ENV, make_tracker
     from optbench.platform.tuning import pruning_hook
@@ -44,13 +44,16 @@ def run_job(cfg: DictConfig) -> RunSummary:
     choices = hc.runtime.choices
     problem_name = str(choices.get("problem") or "problem")
     algorithm_name = str(choices.get("algorithm") or "algorithm")
-    name = f"{algorithm_name}@{problem_name}"
-    if hc.job.override_dirname:
-        name += f" {hc.job.override_dirname}"
+    exclude = list(hc.job.config.override_dirname.exclude_keys)
+    swept = os.environ.get(dashboard.SWEPT_KEYS_ENV) if multirun else None
+    only = None if swept is None else {"seed", *filter(None, swept.split(","))}
+    name = dashboard.run_name(algorithm_name, problem_name, list(hc.overrides.task), exclude, only)
     try:
+        if not multirun:  # a bad number is refused before the store is opened
+            schema.check_run_keys(cfg)
         tracker = make_tracker(cfg.tracking, cfg.experiment_name)
         if not multirun:
-            tracker.prepare()
+            tracker.prepare(dashboard.key_metric(cfg))
         monitor = None
         if progress.enabled() and not multirun:
             monitor = progress.RunProgress(cfg.budget.max_steps, cfg.budget.target.metric)
@@ -77,6 +80,7 @@ def run_job(cfg: DictConfig) -> RunSummary:
 
 
 def _print_run(summary: RunSummary, uri: str | None) -> None:
+    from optbench.platform import dashboard
     from optbench.platform.tracking import RunStatus
 
     print(f"status: {summary.status.value} ({summary.stop_reason or summary.error})")
@@ -86,13 +90,35 @@ def _print_run(summary: RunSummary, uri: str | None) -> None:
             if not key.startswith("oracle/"):
                 print(f"  {key:24s} {value:.6g}")
     if summary.run_id:
-        print(f"mlflow run: {summary.run_id} in {uri}  (make ui to browse)")
+        print(f"mlflow run: {summary.run_id} in {uri}  ({dashboard.ui_command(uri)} to browse)")
+
+
+def _lexer_error(exc: BaseException) -> str | None:
+    """Hydra's override lexer error (``LexerNoViableAltException: key=valué``) as advice."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if not first.startswith("LexerNoViableAltException: "):
+        return None
+    override = first.split(": ", 1)[1]
+    key, _, value = override.partition("=")
+    if not key.isascii():
+        return f"override '{override}': a key must be ASCII"
+    quoted = f"{key}='{value}'"
+    if not value.isascii():
+        return (
+            f"override '{override}': a value with non-ASCII characters must be quoted: "
+            f'{quoted} (in a shell: "{quoted}")'
+        )
+    return f"override '{override}': not valid override syntax; quote the value: \"{quoted}\""
 
 
 def _one_line(exc: BaseException) -> str:
     """A Hydra/OmegaConf error as one line naming the override, key or option at fault."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
+
+    lexer = _lexer_error(exc)
+    if lexer is not None:
+        return lexer
 
     parts: list[str] = []
     current: BaseException | None = exc
@@ -209,10 +235,31 @@ def _flat(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+#: options with which Hydra only prints something (nothing is written under runs/)
+INFO_OPTIONS = ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info", "-sc")
+
+
+def _check_runs_dir() -> None:
+    """The runs directory (Hydra's output dirs, the default store) must be writable: one line
+    naming it, not Hydra's traceback from deep inside."""
+    runs = paths.runs_dir()
+    hint = "set OPTBENCH_RUNS_DIR to a writable directory"
+    try:
+        runs.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _fail(f"{runs}: cannot create the runs directory ({exc.strerror}); {hint}")
+    if not os.access(runs, os.W_OK | os.X_OK):
+        _fail(f"{runs}: the runs directory is not writable; {hint}")
+
+
 def main() -> None:
     """``optbench [overrides]`` / ``optbench -m [sweep overrides]``; ``optbench init [DIR]``
-    (a new project, ``optbench.platform.scaffold``); ``optbench --version``."""
+    (a new project, ``optbench.platform.scaffold``); ``optbench ui ...`` (the dashboard);
+    ``optbench --version``."""
     args = sys.argv[1:]
+    if args[:1] == ["ui"]:
+        ui_main(args[1:])
+        return
     if "--version" in args:
         import optbench
 
@@ -226,6 +273,8 @@ def main() -> None:
     if any(a in ("-h", "--help") for a in args):
         print(help_text(paths.config_dir()))  # Hydra's help composes every group: seconds
         return
+    if not any(a.split("=")[0] in INFO_OPTIONS for a in args):
+        _check_runs_dir()
     import hydra
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -327,5 +376,75 @@ def report_main(argv: list[str] | None = None) -> None:
             )
             update_readme(paths.project_root() / "README.md", docs)
             print(f"record:  {written.path} ({written.verdicts})")
+
+    _guard(entry)
+
+
+UI_USAGE = """usage: optbench ui [--host HOST] [--port PORT] [overrides]
+
+The MLflow dashboard, read-only, over the store the runs went to: the same config as a run
+(OPTBENCH_RUNS_DIR, MLFLOW_TRACKING_URI, tracking.uri=...) says where that is. Prints a link to
+each experiment's runs table. Ctrl-C stops it. Defaults: --host 127.0.0.1 --port 5001."""
+
+
+def ui_main(argv: list[str]) -> None:
+    """``optbench ui [--host H] [--port P] [overrides]``: the dashboard of the runs' store."""
+    if any(a in ("-h", "--help") for a in argv):
+        print(UI_USAGE)
+        return
+    options = {"--host": "127.0.0.1", "--port": "5001"}
+    overrides: list[str] = []
+    from optbench.platform import schema
+
+    schema.register()
+
+    def entry() -> None:
+        from hydra import compose, initialize_config_dir
+
+        from optbench.platform import dashboard, server, store
+        from optbench.platform.errors import TrackingError
+        from optbench.platform.tracking import make_tracker
+
+        items = iter(argv)
+        for arg in items:
+            name, eq, value = arg.partition("=")
+            if name in options:
+                options[name] = value if eq else next(items, "")
+            elif "=" in arg:
+                overrides.append(arg)
+            else:
+                raise ConfigError(f"optbench ui: unexpected '{arg}' (see optbench ui --help)")
+        host, port = options["--host"], options["--port"]
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"--port: expected a TCP port number, got '{port}'")
+        with initialize_config_dir(str(paths.config_dir()), version_base="1.3"):
+            cfg = compose("config", overrides=overrides)
+        tracker = make_tracker(cfg.tracking, cfg.experiment_name)
+        if not tracker.enabled:
+            raise ConfigError("tracking=none: nothing is stored, so there is no dashboard")
+        assert tracker.uri is not None
+        db = tracker.sqlite_path
+        if db is None:  # a tracking server serves its own dashboard
+            if not server.healthy(tracker.uri):
+                raise TrackingError(f"tracking.uri={tracker.uri}: no MLflow server answers")
+            print(f"the tracking server serves its dashboard: {tracker.uri}")
+            return
+        if not db.is_absolute():
+            raise ConfigError(f"tracking.uri: sqlite path must be absolute, got {tracker.uri}")
+        try:
+            store.prepare_sqlite(db)  # created or upgraded, as a run would
+        except TrackingError:
+            if not db.exists():
+                raise
+            store.check_sqlite(db)  # a store this user cannot write: served as it is
+        if not server.port_free(host, int(port)):
+            raise ConfigError(f"--port {port}: something already listens on {host}:{port}")
+        from mlflow import MlflowClient
+
+        address = f"http://{host}:{port}"
+        print(f"MLflow dashboard of {db} (read-only) on {address}; Ctrl-C stops it")
+        for line in dashboard.experiment_links(address, MlflowClient(tracker.uri)):
+            print(line)
+        dashboard.serve(db, host, int(port))
 
     _guard(entry)

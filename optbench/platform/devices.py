@@ -34,13 +34,22 @@ def resolve_device(kind: str) -> torch.device:
     raise ConfigError(f"device.type: unknown device '{kind}'; expected cpu, cuda or auto")
 
 
-def resolve_dtype(name: str) -> torch.dtype:
-    try:
-        return DTYPES[name]
-    except KeyError:
+#: dtypes every problem and algorithm computes in on the CPU (half precisions are GPU-only)
+CPU_DTYPES = ("float64", "float32")
+
+
+def resolve_dtype(name: str, device: torch.device | None = None) -> torch.dtype:
+    """The torch dtype named ``name``; half precisions (float16, bfloat16) only on CUDA."""
+    if name not in DTYPES:
         raise ConfigError(
             f"device.dtype: unknown dtype '{name}'; expected one of {', '.join(DTYPES)}"
-        ) from None
+        )
+    if device is not None and device.type == "cpu" and name not in CPU_DTYPES:
+        raise ConfigError(
+            f"device.dtype={name}: half precision is not supported on the CPU; "
+            f"use {' or '.join(CPU_DTYPES)} (or device=cuda)"
+        )
+    return DTYPES[name]
 
 
 def configure_torch(threads: int | None, deterministic: bool) -> None:

@@ -45,9 +45,10 @@ from optbench.platform.devices import (
     resolve_dtype,
     seed_everything,
 )
-from optbench.platform.errors import ConfigError, OptbenchError
+from optbench.platform.errors import OptbenchError
 from optbench.platform.identity import as_params, config_hash, resolved
 from optbench.platform.results import DESCRIBE, TAG
+from optbench.platform.schema import check_run_keys
 from optbench.platform.stagnation import StagnationWatch
 from optbench.platform.tracking import (
     NullTracker,
@@ -250,16 +251,9 @@ def _prepare(
 ) -> _Prepared:
     """Everything before the run's first step; raises ``OptbenchError`` for a user error."""
     budget = cfg.budget
-    if budget.max_steps < 0:
-        raise ConfigError(f"budget.max_steps: must be >= 0, got {budget.max_steps}")
-    if cfg.eval_every < 1:
-        raise ConfigError(f"eval_every: must be >= 1, got {cfg.eval_every}")
-    if budget.target.metric is not None and budget.target.value is None:
-        raise ConfigError(
-            f"budget.target.value: required with budget.target.metric={budget.target.metric}"
-        )
+    check_run_keys(cfg)
     device = resolve_device(cfg.device.type.value)
-    dtype = resolve_dtype(cfg.device.dtype)
+    dtype = resolve_dtype(cfg.device.dtype, device)
     configure_torch(cfg.device.threads, cfg.device.deterministic)
     seed_everything(cfg.seed)
     problem = build(cfg.problem, Problem, "problem")

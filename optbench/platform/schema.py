@@ -8,6 +8,7 @@ names the key. ``problem`` and ``algorithm`` are free-form here; their schema is
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -16,6 +17,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
 from optbench.platform import paths
+from optbench.platform.errors import ConfigError
 
 
 class Goal(Enum):
@@ -290,6 +292,42 @@ class OptbenchConfig:
     report: ReportSpec | None = None
     reproduction: ReproductionSpec | None = None
     tuning: TuningConfig = field(default_factory=TuningConfig)
+
+
+#: the largest step budget a run accepts: the runner keeps every step's own metrics (and
+#: schedules are sized by it), so a budget of 10^12 steps would only end in a MemoryError.
+MAX_STEPS_LIMIT = 10**9
+#: seeds Python, NumPy's SeedSequence and torch all accept
+SEED_LIMIT = 2**63 - 1
+
+
+def check_run_keys(cfg: Any) -> None:
+    """Refuse a run-level number that is not finite or out of range, naming the key (the
+    structured config has already checked the types)."""
+    budget, target = cfg.budget, cfg.budget.target
+
+    def within(key: str, value: Any, low: float, high: float | None = None) -> None:
+        if value is None:
+            return
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: must be a finite number, got {value}")
+        if value < low or (high is not None and value > high):
+            span = f">= {low}" if high is None else f"in [{low}, {high}]"
+            raise ConfigError(f"{key}: must be {span}, got {value}")
+
+    within("seed", cfg.seed, 0, SEED_LIMIT)
+    within("eval_every", cfg.eval_every, 1)
+    within("budget.max_steps", budget.max_steps, 0, MAX_STEPS_LIMIT)
+    limit = budget.time_limit_s
+    if limit is not None and not (math.isfinite(limit) and limit > 0):
+        raise ConfigError(f"budget.time_limit_s: must be > 0 (null: no limit), got {limit}")
+    if target.metric is not None and target.value is None:
+        wanted = f"budget.target.metric={target.metric}"
+        raise ConfigError(f"budget.target.value: required with {wanted}")
+    within("budget.target.value", target.value, -math.inf)
+    within("budget.stall_steps", budget.stall_steps, 1)
+    within("device.threads", cfg.device.threads, 1)
+    within("tracking.max_points_per_metric", cfg.tracking.max_points_per_metric, 1)
 
 
 def register() -> None:

@@ -37,7 +37,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from optbench.platform import paths, progress
+from optbench.platform import dashboard, paths, progress
 from optbench.platform.cache import write_atomically
 from optbench.platform.errors import Abort, ConfigError
 from optbench.platform.identity import NOT_IDENTITY, as_params, config_hash, resolved
@@ -102,6 +102,9 @@ def expand_grid(params: Mapping[str, Any] | None, arguments: Sequence[str]) -> l
             if not override.is_discrete_sweep():
                 raise ConfigError(f"{key}: the grid sweeper takes lists, range() or choice()")
             axes[key] = [f"{key}={v}" for v in override.sweep_string_iterator()]
+            if not axes[key]:
+                sweep = override.input_line.split("=", 1)[-1]
+                raise ConfigError(f"{key}={sweep}: an empty sweep (no value to run)")
         else:
             axes[key] = [f"{key}={override.get_value_element_as_str()}"]
     return [list(job) for job in itertools.product(*axes.values())]
@@ -367,9 +370,10 @@ class SweepCallback(Callback):
             # a malformed claim fails now, not after the sweep has run
             parse_claims(report.claims, "metric", str(getattr(report.goal, "value", "min")))
         self._started = time.perf_counter()
+        jobs = count_jobs(config)  # also refuses an empty sweep list, before anything is tracked
         self._sweep_dir = Path(str(config.hydra.sweep.dir))
         tracker = self._tracker = make_tracker(config.tracking, config.experiment_name)
-        tracker.prepare()
+        tracker.prepare(dashboard.key_metric(config))
         overrides = " ".join(config.hydra.overrides.task)
         tags = {
             **environment_tags(),
@@ -386,6 +390,9 @@ class SweepCallback(Callback):
             job_env["MLFLOW_TRACKING_URI"] = os.environ["MLFLOW_TRACKING_URI"]
         if self._parent:
             job_env[PARENT_RUN_ENV] = self._parent
+        values = sweep_values(config.hydra.sweeper.get("params"), config.hydra.overrides.task)
+        swept = [key for key, taken in values.items() if len(taken) > 1]
+        job_env[dashboard.SWEPT_KEYS_ENV] = ",".join(swept)  # runs are named by these
         pass_to_jobs(config, job_env)
         if self._parent:
             orphans = tracker.mark_orphans_killed(self._parent)
@@ -393,7 +400,7 @@ class SweepCallback(Callback):
                 log.info("marked %d runs KILLED that were still RUNNING from before", orphans)
             self._previous_sigint = signal.signal(signal.SIGINT, self._interrupted)
         if progress.enabled():
-            self._bar = progress.SweepProgress(self._sweep_dir, count_jobs(config)).start()
+            self._bar = progress.SweepProgress(self._sweep_dir, jobs).start()
 
     def _report(self, config: DictConfig, tracker: NullTracker, outcome: SweepOutcome) -> None:
         """The experiment's report on the runs this sweep's overrides select; without a

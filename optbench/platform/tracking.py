@@ -17,12 +17,14 @@ nothing can be resumed. ``MlflowTracker`` (the default) records into MLflow:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import math
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -30,8 +32,13 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
-from optbench.platform.errors import ConfigError, TrackingError
+from optbench.platform import store
+from optbench.platform.errors import ConfigError, OptbenchError, TrackingError
 from optbench.platform.results import PROGRESS, PROGRESS_ARTIFACT, ROLE, TAG, StoredRun
+
+#: experiment tags naming the metric the dashboard shows first and whether lower is better
+KEY_METRIC = f"{TAG}key_metric"
+KEY_GOAL = f"{TAG}key_goal"
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +127,9 @@ class NullTracker:
     enabled = False
     uri: str | None = None
 
-    def prepare(self) -> None:
-        """Create the store and the experiment (once, before any parallel job starts)."""
+    def prepare(self, key_metric: tuple[str, str] | None = None) -> None:
+        """Create the store and the experiment (once, before any parallel job starts);
+        ``key_metric`` (name, goal) is what the dashboard shows first for the experiment."""
 
     def start_run(
         self,
@@ -275,7 +283,6 @@ class MlflowTracker(NullTracker):
         self._experiment_id: str | None = None
 
     # -- store -----------------------------------------------------------------------------------
-    # -- store -----------------------------------------------------------------------------------
     @property
     def sqlite_path(self) -> Path | None:
         if not self.uri.startswith("sqlite:"):
@@ -296,12 +303,15 @@ class MlflowTracker(NullTracker):
 
             for name in ("alembic", "mlflow"):
                 logging.getLogger(name).setLevel(logging.WARNING)
+            # it logs each database error before raising it; the error reaches the user once,
+            # as one line (``_store_fault``, ``prepare``)
+            logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
             db = self.sqlite_path
             if db is not None:
                 if not db.is_absolute():
                     raise ConfigError(f"tracking.uri: sqlite path must be absolute, got {self.uri}")
-                db.parent.mkdir(parents=True, exist_ok=True)
+                store.prepare_sqlite(db)
             self._client = MlflowClient(tracking_uri=self.uri)
             if db is not None:
                 _write_ahead_log(self._client)
@@ -314,23 +324,34 @@ class MlflowTracker(NullTracker):
         assert self._experiment_id is not None
         return self._experiment_id
 
-    def prepare(self) -> None:
+    def prepare(self, key_metric: tuple[str, str] | None = None) -> None:
         if self.uri.startswith(("http://", "https://")):
             self._check_server()
+        tags = {"mlflow.experimentKind": "custom_model_development"}
+        if key_metric is not None:
+            tags.update({KEY_METRIC: key_metric[0], KEY_GOAL: key_metric[1]})
+            tags["mlflow.experiment.primaryMetric.name"] = key_metric[0]
         try:
             experiment = self.client.get_experiment_by_name(self.experiment_name)
             if experiment is None:
-                self._experiment_id = self.client.create_experiment(
-                    self.experiment_name,
-                    artifact_location=self.artifact_location(),
-                    # the MLflow UI then opens the experiment on its runs, not its GenAI views
-                    tags={"mlflow.experimentKind": "custom_model_development"},
-                )
-            else:
-                if experiment.lifecycle_stage == "deleted":
-                    self.client.restore_experiment(experiment.experiment_id)
-                self._experiment_id = experiment.experiment_id
-        except ConfigError:
+                try:
+                    self._experiment_id = self.client.create_experiment(
+                        self.experiment_name,
+                        artifact_location=self.artifact_location(),
+                        tags=tags,
+                    )
+                    return
+                except Exception:  # another process created it first: use theirs
+                    experiment = self.client.get_experiment_by_name(self.experiment_name)
+                    if experiment is None:
+                        raise
+            if experiment.lifecycle_stage == "deleted":
+                self.client.restore_experiment(experiment.experiment_id)
+            self._experiment_id = experiment.experiment_id
+            for key, value in tags.items():
+                if experiment.tags.get(key) != value:
+                    self.client.set_experiment_tag(experiment.experiment_id, key, value)
+        except OptbenchError:
             raise
         except Exception as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -353,21 +374,33 @@ class MlflowTracker(NullTracker):
                 "start one with `make server` or use tracking=sqlite"
             ) from None
 
-    # -- runs ------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _store_fault(self, doing: str) -> Iterator[None]:
+        """An MLflow failure (the store became unreadable, read-only, full) as one line."""
+        try:
+            yield
+        except OptbenchError:
+            raise
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise TrackingError(f"tracking.uri={self.uri}: {doing} ({first[:300]})") from exc
+
     # -- read primitives -------------------------------------------------------------------------
     def _search(self, filter_string: str, max_results: int | None = None) -> list[Any]:
         """MLflow runs of the experiment matching ``filter_string``, newest first (all pages)."""
         runs: list[Any] = []
         token = None
+        client, experiment_id = self.client, self.experiment_id
         while True:
             size = 5000 if max_results is None else min(5000, max_results - len(runs))
-            page = self.client.search_runs(
-                [self.experiment_id],
-                filter_string=filter_string,
-                max_results=size,
-                order_by=["attributes.start_time DESC"],
-                page_token=token,
-            )
+            with self._store_fault("cannot read its runs"):
+                page = client.search_runs(
+                    [experiment_id],
+                    filter_string=filter_string,
+                    max_results=size,
+                    order_by=["attributes.start_time DESC"],
+                    page_token=token,
+                )
             runs.extend(page)
             token = page.token
             if not token or (max_results is not None and len(runs) >= max_results):
@@ -449,13 +482,15 @@ class MlflowTracker(NullTracker):
             all_tags["mlflow.parentRunId"] = parent_run_id
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-        run = self.client.create_run(self.experiment_id, run_name=name[:250], tags=all_tags)
-        run_id = run.info.run_id
-        self.client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
-        # the run's artifact store from its own record (MLflow's log_text would read it back)
-        artifacts = get_artifact_repository(run.info.artifact_uri, tracking_uri=self.uri)
-        artifacts.log_artifact(str(_scratch_file("config.yaml", config_yaml)))
-        return MlflowRunRecorder(self.client, run_id, stride, local_dir, artifacts)
+        client, experiment_id = self.client, self.experiment_id
+        with self._store_fault("cannot start a run"):
+            run = client.create_run(experiment_id, run_name=name[:250], tags=all_tags)
+            run_id = run.info.run_id
+            client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
+            # the run's artifact store from its own record (MLflow's log_text would read it back)
+            artifacts = get_artifact_repository(run.info.artifact_uri, tracking_uri=self.uri)
+            artifacts.log_artifact(str(_scratch_file("config.yaml", config_yaml)))
+        return MlflowRunRecorder(client, run_id, stride, local_dir, artifacts)
 
     def open_sweep(self, sweep_hash: str, name: str, tags: dict[str, str]) -> str | None:
         runs = self._search(
