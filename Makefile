@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 EXPERIMENT ?= logreg_schedules
+# `make run` runs its jobs on 2 warm local workers (LAUNCHER=local: one at a time, in-process)
+LAUNCHER ?= parallel
 HOST ?= 127.0.0.1
 PORT ?= 5000
 UI_PORT ?= 5001
@@ -30,7 +32,7 @@ $(TEST_STAMP): $(STAMP)
 
 ## run: the default experiment at quick scale (sweep + report); prints the table and where it is
 run: $(STAMP)
-	$(BIN)/optbench -m experiment=$(EXPERIMENT)
+	$(BIN)/optbench -m experiment=$(EXPERIMENT) hydra/launcher=$(LAUNCHER)
 
 ## test: the whole test suite, on 2 processes (pytest-xdist; TEST_JOBS=1 for one)
 TEST_JOBS ?= 2
