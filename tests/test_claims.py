@@ -381,6 +381,20 @@ def test_unknown_column_value_metric_and_ambiguous_selector() -> None:
         )
 
 
+def test_a_method_the_sweep_left_out_leaves_its_claim_undecided() -> None:
+    """``algorithm=x,y`` on an experiment that also sweeps z: a claim about z is not decided
+    (inconclusive, saying why) instead of failing the report; z unknown to the experiment
+    stays an error."""
+    frame = runs({("A", "x"): [1, 2], ("A", "y"): [2, 3]})
+    spec = [claim(kind="compare", a={"algorithm": "z"}, b={"algorithm": "y"})]
+    args = {"rows": ROWS, "columns": COLUMNS, "metric": "gap", "goal": "min"}
+    (result,) = decide_claims(frame, spec, **args, left_out={"algorithm": {"z"}})
+    assert result.verdict == "inconclusive"
+    assert result.evidence == "not decided: this sweep left out algorithm=z"
+    with pytest.raises(ConfigError, match="no chosen run has algorithm=z"):
+        decide_claims(frame, spec, **args, left_out={"algorithm": {"w"}})
+
+
 def test_verdict_table() -> None:
     frame = runs({("A", "x"): [1.0, 1.0], ("A", "y"): [2.0, 2.0]})
     result = decide(frame, kind="compare", a={"algorithm": "x"}, b={"algorithm": "y"})

@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -240,6 +240,14 @@ class RowResult:
         return sorted({c.test for c in self.comparisons})
 
 
+class NotInReport(ConfigError):
+    """A claim names a value of ``key`` (a method, a row) that none of the chosen runs has."""
+
+    def __init__(self, message: str, key: str, values: list[Any]) -> None:
+        super().__init__(message)
+        self.key, self.values = key, values
+
+
 @dataclass
 class ClaimResult:
     claim: Claim
@@ -301,7 +309,11 @@ def _select(runs: pd.DataFrame, selector: dict[str, Any], where: str) -> pd.Seri
         hit = _matches(runs[key], value)
         if not hit.any():
             present = ", ".join(sorted({str(v) for v in runs[key].dropna()})[:12])
-            raise ConfigError(f"{where}: no chosen run has {key}={value} (values: {present})")
+            raise NotInReport(
+                f"{where}: no chosen run has {key}={value} (values: {present})",
+                key,
+                value if isinstance(value, list) else [value],
+            )
         mask &= hit
     if not mask.any():
         raise ConfigError(f"{where}: no chosen run matches {selector}")
@@ -587,14 +599,29 @@ def decide_claims(
     metric: str,
     goal: str,
     series: SeriesReader | None = None,
+    left_out: Mapping[str, Collection[str]] | None = None,
 ) -> list[ClaimResult]:
     """Decide every claim of ``specs`` on ``runs``: the runs of the configurations a report
     table chose (one per cell of ``rows`` x ``columns``, every seed; a runs frame of
     ``optbench.platform.results``, its metrics at the report's statistic). A claim's metric is
     a final metric (``metrics.<name>``) or a run column such as ``steps``; ``series`` reads
-    evaluation series (needed by ``trend`` claims ``over: step``)."""
+    evaluation series (needed by ``trend`` claims ``over: step``). ``left_out``: per config
+    key, the values of the experiment's sweep that this sweep's overrides left out
+    (``algorithm=a,b``); a claim about them is ``inconclusive`` (not decided, saying why), where
+    a value no run of the experiment could have is an error."""
     claims = parse_claims(specs, metric, goal)
-    return [decide(runs, claim, list(rows), list(columns), series) for claim in claims]
+    results = []
+    for claim in claims:
+        try:
+            results.append(decide(runs, claim, list(rows), list(columns), series))
+        except NotInReport as missing:
+            skipped = {str(v) for v in (left_out or {}).get(missing.key, ())}
+            if not skipped or not {str(v) for v in missing.values} <= skipped:
+                raise
+            named = ", ".join(map(str, missing.values))
+            evidence = f"not decided: this sweep left out {missing.key}={named}"
+            results.append(ClaimResult(claim, "inconclusive", evidence))
+    return results
 
 
 def decide(
@@ -614,7 +641,9 @@ def decide(
             raise ConfigError(f"{name}: where: '{key}' is not a config key of the runs")
         data = data[_matches(data[key], values)]
         if data.empty:
-            raise ConfigError(f"{name}: where: no chosen run has {key} in {values}")
+            raise NotInReport(
+                f"{name}: where: no chosen run has {key} in {values}", key, list(values)
+            )
     data["_value"] = _scored(data, column, claim.goal)
     data["_a"] = _select(data, claim.a, f"{name}: a")
     data["_b"] = _select(data, claim.b, f"{name}: b") if claim.b is not None else False

@@ -352,6 +352,7 @@ def report_main(argv: list[str] | None = None) -> None:
             cfg = compose("config", overrides=fixed, return_hydra_config=True)
         task = [o.input_line for o in others]
         values = sweep.sweep_values(cfg.hydra.sweeper.get("params"), task)
+        declared = sweep.sweep_values(cfg.hydra.sweeper.get("params"), [])
         tracker = make_tracker(cfg.tracking, cfg.experiment_name)
         if not tracker.enabled:
             raise ConfigError("tracking=none: a report reads runs back from a tracking store")
@@ -363,6 +364,7 @@ def report_main(argv: list[str] | None = None) -> None:
             only=values,
             swept=swept,
             changes=report_changes,
+            declared=declared,
         )
         print(result.describe())
         if record:

@@ -226,11 +226,13 @@ def write_report(
     run_ids: Collection[str] | None = None,
     swept: Sequence[str] = (),
     changes: Mapping[str, Any] | None = None,
+    declared: Mapping[str, Sequence[Any]] | None = None,
 ) -> ReportResult:
     """Build the experiment's tables, claims and plots, write them, log them on the latest sweep
     run (with the claims' verdicts as tags). ``only`` / ``run_ids`` restrict the runs
     (``select_runs``); without a ``spec``, the ``default_spec`` of the ``swept`` keys;
-    ``changes`` (dotted key -> value) override keys of the spec."""
+    ``changes`` (dotted key -> value) override keys of the spec. ``declared``: the values the
+    experiment's own sweep takes; those ``only`` leaves out leave their claims undecided."""
     if spec is not None:  # a wrong key fails before anything is read
         spec = with_changes(spec, changes or {})
     runs = select_runs(results.runs_frame(tracker), only, run_ids)
@@ -255,6 +257,10 @@ def write_report(
         metric=table.metric,
         goal=table.goal,
         series=lambda run_ids, metric: _series(tracker, run_ids, metric),
+        left_out={
+            key: set(map(str, values)) - set(map(str, (only or {}).get(key, values)))
+            for key, values in (declared or {}).items()
+        },
     )
     success, expected = spec_value(spec, "success"), spec_value(spec, "expected")
     details = list(spec_value(spec, "details") or [])

@@ -408,10 +408,14 @@ class SweepCallback(Callback):
         there is none)."""
         from optbench.platform.report import write_report
 
-        values = sweep_values(config.hydra.sweeper.get("params"), config.hydra.overrides.task)
+        params = config.hydra.sweeper.get("params")
+        values = sweep_values(params, config.hydra.overrides.task)
         report = config.get("report")
         if report is not None:
-            result = write_report(report, tracker, config.experiment_name, only=values)
+            declared = sweep_values(params, [])
+            result = write_report(
+                report, tracker, config.experiment_name, only=values, declared=declared
+            )
         else:
             swept = [key for key, taken in values.items() if len(taken) > 1]
             run_ids = [s.run_id for s in outcome.summaries if s.run_id]
