@@ -14,10 +14,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize
 from scipy.special import expit
 
 from optbench.contracts.context import Cache
+from optbench.problems.convex_optimum import newton_optimum
 
 
 def logistic_objective(
@@ -36,33 +36,12 @@ def logistic_hessian(w: np.ndarray, X: np.ndarray, y: np.ndarray, l2: float) -> 
 
 def solve(X: np.ndarray, y: np.ndarray, l2: float, tol: float) -> dict[str, Any]:
     """Minimise the regularised logistic loss; report f*, the final gradient norm, iterations."""
-    result = minimize(
-        logistic_objective,
+    return newton_optimum(
+        lambda w: logistic_objective(w, X, y, l2),
+        lambda w: logistic_hessian(w, X, y, l2),
         np.zeros(X.shape[1]),
-        args=(X, y, l2),
-        jac=True,
-        hess=logistic_hessian,
-        method="trust-exact",
-        options={"gtol": tol, "maxiter": 500},
+        tol,
     )
-    w = result.x
-    f_star, grad = logistic_objective(w, X, y, l2)
-    grad_norm = float(np.linalg.norm(grad))
-    polish = 0
-    while grad_norm > tol and polish < 5:  # trust-exact can stop short; polish with Newton steps
-        trial = w - np.linalg.solve(logistic_hessian(w, X, y, l2), grad)
-        trial_f, trial_grad = logistic_objective(trial, X, y, l2)
-        trial_norm = float(np.linalg.norm(trial_grad))
-        if not trial_norm < grad_norm:
-            break
-        w, f_star, grad_norm, polish = trial, trial_f, trial_norm, polish + 1
-    return {
-        "f_star": f_star,
-        "grad_norm": grad_norm,
-        "converged": grad_norm <= tol,
-        "iterations": int(result.nit) + polish,
-        "solver": "scipy trust-exact",
-    }
 
 
 def solve_squared(X: np.ndarray, y: np.ndarray, l2: float, tol: float) -> dict[str, Any]:

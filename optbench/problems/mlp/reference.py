@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.optimize import minimize
 
+from optbench.problems.convex_optimum import newton_optimum
 from optbench.problems.mlp import softmax
 
 
@@ -26,25 +26,4 @@ def solve(X: np.ndarray, y: np.ndarray, n_classes: int, l2: float, tol: float) -
     def hess(w: np.ndarray) -> np.ndarray:
         return softmax.hessian(torch.from_numpy(w), Xt, yt, n_classes, l2).numpy()
 
-    w = np.zeros(n_classes * X.shape[1])
-    result = minimize(
-        fun, w, jac=True, hess=hess, method="trust-exact", options={"gtol": tol, "maxiter": 500}
-    )
-    w = result.x
-    f_star, grad = fun(w)
-    grad_norm = float(np.linalg.norm(grad))
-    polish = 0
-    while grad_norm > tol and polish < 5:  # trust-exact can stop short; polish with Newton
-        trial = w - np.linalg.solve(hess(w), grad)
-        trial_f, trial_grad = fun(trial)
-        trial_norm = float(np.linalg.norm(trial_grad))
-        if not trial_norm < grad_norm:
-            break
-        w, f_star, grad_norm, polish = trial, trial_f, trial_norm, polish + 1
-    return {
-        "f_star": f_star,
-        "grad_norm": grad_norm,
-        "converged": grad_norm <= tol,
-        "iterations": int(result.nit) + polish,
-        "solver": "scipy trust-exact",
-    }
+    return newton_optimum(fun, hess, np.zeros(n_classes * X.shape[1]), tol)
