@@ -76,6 +76,18 @@ def as_unprivileged(cases: list[tuple[list[str], Path]]) -> list[Outcome]:
     payload = [{"args": args, "env": {"OPTBENCH_RUNS_DIR": str(runs)}} for args, runs in cases]
     prefix = AS_NOBODY if os.geteuid() == 0 else []
     env = env_for(Path(tempfile.gettempdir()))
+    if prefix:  # nobody must be able to read the checkout (a clone under a 0700 directory is not)
+        probe = subprocess.run(
+            [*prefix, sys.executable, "-c", "import optbench, tests.cli_cases"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=300,
+        )
+        if probe.returncode != 0:
+            reason = (probe.stderr.strip().splitlines() or ["?"])[-1]
+            pytest.skip(f"user nobody cannot import the checkout at {ROOT}: {reason}")
     done = subprocess.run(
         [*prefix, sys.executable, "-m", "tests.cli_cases", json.dumps(payload)],
         capture_output=True,
