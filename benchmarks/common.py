@@ -27,6 +27,28 @@ def compose(overrides: list[str]) -> DictConfig:
         return hydra_compose("config", overrides=overrides)
 
 
+def bare_run(cfg: DictConfig) -> None:
+    """One run's work without the platform: build, set up, iterate, evaluate at step 0, every
+    ``eval_every`` steps and at the last step (as the runner does); nothing tracked."""
+    from optbench.contracts.algorithm import Algorithm
+    from optbench.contracts.context import RunContext
+    from optbench.contracts.problem import Problem
+    from optbench.platform.build import build
+    from optbench.platform.cache import DiskCache
+    from optbench.platform.paths import cache_dir
+
+    problem = build(cfg.problem, Problem, "problem")
+    algorithm = build(cfg.algorithm, Algorithm, "algorithm")
+    ctx = RunContext.create(cfg.seed, max_steps=cfg.budget.max_steps, cache=DiskCache(cache_dir()))
+    problem.setup(ctx)
+    steps = algorithm.run(problem, ctx)
+    problem.evaluate(next(steps).solution)
+    for step in range(1, cfg.budget.max_steps + 1):
+        solution = next(steps).solution
+        if step % cfg.eval_every == 0 or step == cfg.budget.max_steps:
+            problem.evaluate(solution)
+
+
 def write_result(name: str, result: dict[str, Any]) -> Path:
     """Print ``result`` and store it as JSON under the project's runs/benchmarks/ (with machine
     facts), whatever runs directory the benchmark itself used."""

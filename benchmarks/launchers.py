@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import compose, write_result
+from benchmarks.common import bare_run, compose, write_result
 
 TRIVIAL = ["problem=least_squares", "problem.n_samples=50", "problem.dim=5", "budget.max_steps=5"]
 LAUNCHERS = {
@@ -81,34 +81,12 @@ def per_job(launcher: list[str], jobs: int, workdir: Path, job: list[str]) -> tu
 
 def bare_seconds(runs: int, job: list[str]) -> tuple[float, float]:
     """Wall and CPU seconds per run of the same runs in a bare loop in this process."""
-    from optbench.contracts.algorithm import Algorithm
-    from optbench.contracts.context import RunContext
-    from optbench.contracts.problem import Problem
-    from optbench.platform.build import build
-    from optbench.platform.cache import DiskCache
-    from optbench.platform.paths import cache_dir
-
     configs = [compose([*job, f"seed={i}", "tracking=none"]) for i in range(runs)]
 
-    def run(cfg) -> None:
-        problem = build(cfg.problem, Problem, "problem")
-        algorithm = build(cfg.algorithm, Algorithm, "algorithm")
-        ctx = RunContext.create(
-            cfg.seed, max_steps=cfg.budget.max_steps, cache=DiskCache(cache_dir())
-        )
-        problem.setup(ctx)
-        steps = algorithm.run(problem, ctx)
-        solution = next(steps).solution
-        problem.evaluate(solution)
-        for step in range(1, cfg.budget.max_steps + 1):
-            solution = next(steps).solution
-            if step % cfg.eval_every == 0 or step == cfg.budget.max_steps:
-                problem.evaluate(solution)
-
-    run(configs[0])  # imports and first-call costs
+    bare_run(configs[0])  # imports and first-call costs
     wall, cpu = time.perf_counter(), time.process_time()
     for cfg in configs:
-        run(cfg)
+        bare_run(cfg)
     return (time.perf_counter() - wall) / runs, (time.process_time() - cpu) / runs
 
 

@@ -22,31 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import compose, write_result
+from benchmarks.common import bare_run, compose, write_result
 
 PROBLEM = ["problem=least_squares", "algorithm=sgd", "algorithm.lr=0.05", "eval_every=1000"]
-
-
-def bare_run(cfg) -> None:
-
-    from optbench.contracts.algorithm import Algorithm
-    from optbench.contracts.context import RunContext
-    from optbench.contracts.problem import Problem
-    from optbench.platform.build import build
-    from optbench.platform.cache import DiskCache
-    from optbench.platform.paths import cache_dir
-
-    problem = build(cfg.problem, Problem, "problem")
-    algorithm = build(cfg.algorithm, Algorithm, "algorithm")
-    ctx = RunContext.create(cfg.seed, max_steps=cfg.budget.max_steps, cache=DiskCache(cache_dir()))
-    problem.setup(ctx)
-    steps = algorithm.run(problem, ctx)
-    solution = next(steps).solution
-    problem.evaluate(solution)
-    for step in range(1, cfg.budget.max_steps + 1):
-        solution = next(steps).solution
-        if step % cfg.eval_every == 0:
-            problem.evaluate(solution)
 
 
 def main() -> None:

@@ -60,9 +60,7 @@ def configure_torch(threads: int | None, deterministic: bool) -> None:
     by every run of every process although optbench compiles nothing. The kernels' flag is set
     directly here, and the compiler's only when something already imported the compiler.
     """
-    if threads is not None:
-        if threads < 1:
-            raise ConfigError(f"device.threads: must be >= 1, got {threads}")
+    if threads is not None:  # range-checked with the other run-level keys (check_run_keys)
         torch.set_num_threads(threads)
     torch._C._set_deterministic_algorithms(deterministic, warn_only=True)
     inductor_config = sys.modules.get("torch._inductor.config")
