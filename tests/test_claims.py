@@ -176,6 +176,23 @@ def test_a_diverged_run_counts_as_the_worst_value() -> None:
     assert result.rows[0].comparisons[0].p_holds == pytest.approx(2**-7)
 
 
+def test_diverged_runs_below_the_rank_test_ask_for_the_seeds_it_needs() -> None:
+    """b diverges on 1 of 3 seeds and is worse on the other two: no test applies to 3 pairs
+    with a diverged run, but at the signed-rank test's minimum of 6 pairs all going a's way
+    (one-sided exact p = 2**-6 < 0.05) it would decide; the evidence must say so, not "no
+    number of seeds would decide"."""
+    frame = runs(
+        {("A", "x"): [1.0, 2.0, 3.0], ("A", "y"): [1.5, 2.2, math.nan]},
+        status={("A", "y", 2): "diverged"},
+    )
+    result = decide(frame, kind="compare", a={"algorithm": "x"}, b={"algorithm": "y"})
+    assert result.verdict == "inconclusive"
+    assert "diverged runs, 3 < 6 seeds: no test" in result.rows[0].tests
+    assert result.seeds_needed is not None and result.seeds_needed >= 6
+    assert 2.0 ** -result.seeds_needed < 0.05
+    assert f"~{result.seeds_needed} seeds would decide" in result.evidence
+
+
 # -- Holm and the verdict across rows -------------------------------------------------------------
 @pytest.mark.parametrize(
     ("across", "verdict", "holding"),

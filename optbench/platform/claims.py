@@ -709,7 +709,7 @@ def conclude(claim: Claim, rows: list[RowResult], skipped: Sequence[str] = ()) -
         row.state = _row_state(row, claim.alpha)
         if row.state == "undecided":
             open_ = [c for c in row.comparisons if not c.exact]
-            needs = [seeds_needed(c.d_z, level) for c in open_]
+            needs = [seeds_needed(c.d_z, level, rank_only=c.rank_only) for c in open_]
             row.seeds_needed = None if None in needs or not needs else max(needs)  # type: ignore[type-var]
     holds = sum(r.state == "holds" for r in rows)
     fails = sum(r.state == "fails" for r in rows)

@@ -40,6 +40,7 @@ class Comparison:
     d_z: float = math.nan  # standardised advantage (mean / sd over seeds)
     exact: bool = False
     label: str = ""  # rank: the other column
+    rank_only: bool = False  # diverged runs: only the signed-rank test can decide
 
 
 def holm(p_values: Sequence[float]) -> np.ndarray:
@@ -76,23 +77,28 @@ def paired_test(d: Sequence[float], strict: bool = True) -> Comparison:
         )
     if n == 1:
         return Comparison(1, "1 seed: no test", math.nan, math.nan)
-    finite = d[np.isfinite(d)]
-    d_z = standardised(finite) if len(finite) >= 2 else math.nan
+    diverged = not np.isfinite(d).all()
+    x = ranked(d) if diverged else d  # the order the signed-rank test sees
+    d_z = standardised(x)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if n >= RANK_TEST_MIN:
-            big = 2 * (np.abs(finite).max() if len(finite) else 1.0) + 1.0
-            x = np.where(np.isfinite(d), d, np.sign(d) * big)
             return Comparison(
                 n,
                 "Wilcoxon signed-rank",
                 float(stats.wilcoxon(x, alternative="greater").pvalue),
                 float(stats.wilcoxon(x, alternative="less").pvalue),
                 d_z=d_z,
+                rank_only=diverged,
             )
-        if not np.isfinite(d).all():
+        if diverged:  # no test below RANK_TEST_MIN pairs; d_z sizes the seeds that would decide
             return Comparison(
-                n, f"diverged runs, {n} < {RANK_TEST_MIN} seeds: no test", math.nan, math.nan
+                n,
+                f"diverged runs, {n} < {RANK_TEST_MIN} seeds: no test",
+                math.nan,
+                math.nan,
+                d_z=d_z,
+                rank_only=True,
             )
         return Comparison(
             n,
@@ -103,6 +109,14 @@ def paired_test(d: Sequence[float], strict: bool = True) -> Comparison:
         )
 
 
+def ranked(d: np.ndarray) -> np.ndarray:
+    """``d`` with each infinite difference (a diverged run) replaced by a finite value beyond
+    every finite one, of its sign: the order the signed-rank test sees."""
+    finite = d[np.isfinite(d)]
+    big = 2 * (np.abs(finite).max() if len(finite) else 1.0) + 1.0
+    return np.where(np.isfinite(d), d, np.sign(d) * big)
+
+
 def standardised(d: np.ndarray) -> float:
     sd = float(np.std(d, ddof=1))
     mean = float(np.mean(d))
@@ -111,10 +125,13 @@ def standardised(d: np.ndarray) -> float:
     return mean / sd
 
 
-def seeds_needed(d_z: float, alpha: float, power: float = POWER) -> int | None:
+def seeds_needed(
+    d_z: float, alpha: float, power: float = POWER, rank_only: bool = False
+) -> int | None:
     """Pairs needed for a one-sided paired test at level ``alpha`` to reach ``power`` at the
     standardised effect ``d_z`` (noncentral t; the signed-rank test's efficiency where it
-    applies). None when no number of seeds would do (no effect) or more than ``MAX_SEEDS``."""
+    applies, and always with ``rank_only``: diverged runs, at least ``RANK_TEST_MIN`` pairs).
+    None when no number of seeds would do (no effect) or more than ``MAX_SEEDS``."""
     if not math.isfinite(d_z) or d_z == 0:
         return None
     n = np.arange(2, MAX_SEEDS + 1)
@@ -124,9 +141,11 @@ def seeds_needed(d_z: float, alpha: float, power: float = POWER) -> int | None:
     if not len(enough):
         return None
     needed = int(n[enough[0]])
-    if needed >= RANK_TEST_MIN:
+    if needed >= RANK_TEST_MIN or rank_only:
         # the exact signed-rank test cannot go below 2**-n, and is a little less efficient
-        needed = max(math.ceil(needed / WILCOXON_ARE), math.ceil(-math.log2(alpha)) + 1)
+        needed = max(
+            math.ceil(needed / WILCOXON_ARE), math.ceil(-math.log2(alpha)) + 1, RANK_TEST_MIN
+        )
     return needed if needed <= MAX_SEEDS else None
 
 
