@@ -189,7 +189,7 @@ def test_diverged_runs_below_the_rank_test_ask_for_the_seeds_it_needs() -> None:
     assert result.verdict == "inconclusive"
     assert "diverged runs, 3 < 6 seeds: no test" in result.rows[0].tests
     assert result.seeds_needed is not None and result.seeds_needed >= 6
-    assert 2.0 ** -result.seeds_needed < 0.05
+    assert 2.0**-result.seeds_needed < 0.05
     assert f"~{result.seeds_needed} seeds would decide" in result.evidence
 
 
