@@ -48,7 +48,8 @@ def report_dir(tmp_path: Path) -> Path:
 
 def test_record_holds_paper_verdicts_figure_and_command(tmp_path: Path) -> None:
     docs = tmp_path / "docs" / "reproductions"
-    record = write_record("exp", SPEC, report_dir(tmp_path), docs, ["seed=0,1"])
+    overrides = ["experiment=exp", "seed=0,1", "tracking.uri=sqlite:////tmp/elsewhere.db"]
+    record = write_record("exp", SPEC, report_dir(tmp_path), docs, overrides)
     text = record.path.read_text()
     assert record.verdicts == "3 claims: 2 reproduced, 1 contradicted"
     assert "## Verdicts: 3 claims: 2 reproduced, 1 contradicted" in text
@@ -56,7 +57,11 @@ def test_record_holds_paper_verdicts_figure_and_command(tmp_path: Path) -> None:
     assert "| `two`: C within 1% | fig. 2 | **contradicted** | 0/1 rows hold, 1 fail |" in text
     assert "4 runs, 2 seeds" in text and "![convergence_gap_vs_step](exp/" in text
     assert (docs / "exp" / "convergence_gap_vs_step.png").read_bytes() == b"\x89PNG fake"
-    assert "optbench -m experiment=exp seed=0,1" in text
+    # the commands to regenerate: the experiment once, the reader's own store
+    assert "optbench -m experiment=exp seed=0,1\n" in text
+    assert "optbench-report --record experiment=exp seed=0,1\n" in text
+    regenerate = text.split("## Regenerate")[1]
+    assert "tracking.uri" not in regenerate and regenerate.count("experiment=exp") == 2
     assert "| `a.b=c` | x | y | +1% |" in text
 
     readme = tmp_path / "README.md"

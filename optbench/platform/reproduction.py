@@ -69,6 +69,10 @@ class Record:
     verdicts: str
 
 
+#: overrides left out of a record's "Regenerate" commands
+NOT_SHOWN = ("experiment", "tracking.uri")
+
+
 def write_record(
     experiment: str, spec: Any, report_dir: Path, docs_dir: Path, overrides: list[str]
 ) -> Record:
@@ -103,7 +107,9 @@ def write_record(
         "scale": data.get("scale", ""),
         "verdicts": verdicts,
     }
-    command = " ".join(["optbench -m", f"experiment={experiment}", *overrides])
+    # the user's own store, not the one the record was made from; the experiment once
+    shown = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in NOT_SHOWN]
+    command = " ".join(["optbench -m", f"experiment={experiment}", *shown])
     lines = [
         f"<!-- optbench-record {json.dumps(meta)} -->",
         f"# `{experiment}`: reproduction record",
@@ -153,7 +159,7 @@ def write_record(
         "",
         "```",
         command,
-        f"optbench-report --record experiment={experiment}" + "".join(f" {o}" for o in overrides),
+        " ".join(["optbench-report --record", f"experiment={experiment}", *shown]),
         "```",
         "",
     ]
