@@ -140,6 +140,17 @@ def test_statistic_best_takes_the_best_evaluation_of_each_run(runs_dir: Path, st
         cells = pd.read_csv(result.out_dir / "table.csv")
         assert cells["mean"].iloc[0] == pytest.approx(np.mean(expected), rel=1e-12)
         assert (result.out_dir / "index.html").read_text().startswith("<!doctype html>")
+    # another metric whose name holds a slash: its table file is percent-encoded and read back
+    from optbench.platform.regression import read_tables
+
+    spec.statistic, spec.also = "final", ["progress/loss"]
+    result = write_report(spec, tracker, "best", runs_dir / "slash")
+    last = [
+        max(client.get_metric_history(s.run_id, "progress/loss"), key=lambda m: m.step).value
+        for s in summaries
+    ]
+    tables = read_tables(result.out_dir)
+    assert tables["progress/loss"]["mean"].iloc[0] == pytest.approx(np.mean(last), rel=1e-12)
     spec.statistic = "median"
     with pytest.raises(ConfigError, match=r"report\.statistic"):
         write_report(spec, tracker, "best", runs_dir / "median")

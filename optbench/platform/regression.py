@@ -24,6 +24,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pandas as pd
 import yaml
@@ -67,11 +68,12 @@ def run_experiment(experiment: str, workdir: Path, overrides: list[str]) -> tupl
 
 
 def read_tables(report_dir: Path) -> dict[str, pd.DataFrame]:
-    """metric -> its table (``table.csv`` is the main metric, ``table_<metric>.csv`` the rest)."""
+    """metric -> its table (``table.csv`` is the main metric, ``table_<metric>.csv`` the rest,
+    the metric's name percent-encoded)."""
     tables = {}
     for path in sorted(report_dir.glob("table*.csv")):
         frame = pd.read_csv(path)
-        metric = path.stem.removeprefix("table_") if path.stem != "table" else "__main__"
+        metric = unquote(path.stem.removeprefix("table_")) if path.stem != "table" else "__main__"
         tables[metric] = frame
     return tables
 

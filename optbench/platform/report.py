@@ -22,6 +22,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
 from omegaconf import OmegaConf
@@ -284,8 +285,9 @@ def write_report(
     for other in also:
         grid = _markdown(pivot(other, *STYLES["md"]))
         markdown += f"\n\n{statistic} {other.metric} (mean ± 95% CI {over})\n\n{grid}"
-        other.cells.to_csv(out_dir / f"table_{other.metric}.csv", index=False)
-        files.append(out_dir / f"table_{other.metric}.csv")
+        path = out_dir / f"table_{quote(other.metric, safe='')}.csv"  # oracle/samples: %2F
+        other.cells.to_csv(path, index=False)
+        files.append(path)
     sections: list[tuple[str, str]] = []  # (heading, markdown) after the tables
     if success is not None:
         counts = success_counts(frame, table, success)
