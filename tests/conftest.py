@@ -19,6 +19,21 @@ BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest tests first: those marked ``slow``, then the end-to-end ones (they start the
+    command-line programs: the ``cli_env`` fixture), then the rest in file order. On pytest-xdist
+    workers the long tests then start at once and the short ones fill in beside them, instead
+    of a long test starting last and ending the session alone (stable sort: the order within
+    each group is kept)."""
+
+    def group(item: pytest.Item) -> int:
+        if item.get_closest_marker("slow") is not None:
+            return 0
+        return 1 if "cli_env" in getattr(item, "fixturenames", ()) else 2
+
+    items.sort(key=group)
+
+
 @pytest.fixture
 def runs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """OPTBENCH_RUNS_DIR pointed at a temporary directory (outputs, caches, default store)."""

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 
 from optbench.platform import results
@@ -29,6 +30,7 @@ EXPECTED = {
 }
 
 
+@pytest.mark.slow
 def test_claims_end_to_end(cli_env: dict[str, str], runs_dir: Path, tmp_path: Path) -> None:
     sweep = cli("-m", "experiment=test_claims", SEARCH, env=cli_env)
     assert sweep.returncode == 0, sweep.stdout + sweep.stderr

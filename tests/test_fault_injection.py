@@ -14,6 +14,7 @@ import zlib
 from collections import Counter, defaultdict
 
 import numpy as np
+import pytest
 from mlflow import MlflowClient
 
 from tests.conftest import BIN, ROOT, cli, kill_group
@@ -37,6 +38,7 @@ def children(client: MlflowClient, experiment: str) -> list:
     return client.search_runs([exp.experiment_id], "tags.`optbench.role` = 'run'", max_results=5000)
 
 
+@pytest.mark.slow
 def test_two_hundred_faulty_jobs_killed_and_resumed(
     mlflow_server: str, cli_env: dict[str, str]
 ) -> None:

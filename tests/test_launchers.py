@@ -47,6 +47,7 @@ def test_local_workers_lose_nothing(cli_env: dict[str, str], store: str, launche
     check_complete(store, "parallel", 9, 90, 10)
 
 
+@pytest.mark.slow
 def test_ray_cluster_workers(cli_env: dict[str, str], store: str) -> None:
     """A local Ray cluster on 127.0.0.1, started and stopped by the test."""
     import os

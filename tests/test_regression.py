@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 
 from optbench.platform.regression import compare, compare_claims, make_baseline
@@ -40,6 +41,7 @@ def test_compare_directions_and_tolerance() -> None:
     assert len(missing) == 1 and missing[0].new is None
 
 
+@pytest.mark.slow
 def test_check_command_passes_then_flags_a_regression(
     cli_env: dict[str, str], tmp_path: Path
 ) -> None:
