@@ -176,6 +176,49 @@ def test_a_diverged_run_counts_as_the_worst_value() -> None:
     assert result.rows[0].comparisons[0].p_holds == pytest.approx(2**-7)
 
 
+def test_unsolved_runs_count_as_the_worst_cost_when_the_claim_says_so() -> None:
+    """A method that stops early without solving (few steps, success criterion not met) must
+    not win a claim on the cost to solve: with ``unsolved_is_worst`` its unsolved seeds count
+    as infinitely costly, as the report's performance profiles count them."""
+    frame = runs({("A", "fast"): [3.0] * 4 + [4.0] * 4, ("A", "slow"): [9.0] * 4 + [8.0] * 4})
+    keys = {"kind": "compare", "a": {"algorithm": "fast"}, "b": {"algorithm": "slow"}}
+    assert decide(frame, **keys).verdict == "reproduced"  # on the raw step counts
+    solved = pd.Series(frame["algorithm"] == "slow", index=frame.index)  # fast never solves
+    (result,) = decide_claims(
+        frame,
+        [claim(**keys, unsolved_is_worst=True)],
+        rows=ROWS,
+        columns=COLUMNS,
+        metric="gap",
+        goal="min",
+        solved=solved,
+    )
+    assert result.verdict == "contradicted"
+    assert "a diverged or unsolved on 8, b on 0 seeds" in result.evidence
+    # fast solves on seeds 0-5 only: its two unsolved seeds rank last in the signed-rank test
+    solved = pd.Series((frame["algorithm"] == "slow") | (frame["seed"] < 6), index=frame.index)
+    (partial,) = decide_claims(
+        frame,
+        [claim(**keys, unsolved_is_worst=True)],
+        rows=ROWS,
+        columns=COLUMNS,
+        metric="gap",
+        goal="min",
+        solved=solved,
+    )
+    x = np.array([6.0] * 4 + [4.0] * 2 + [-10.0] * 2)  # b - a, the unsolved seeds ranked last
+    assert partial.rows[0].p_holds == pytest.approx(stats.wilcoxon(x, alternative="greater").pvalue)
+    with pytest.raises(ConfigError, match="unsolved_is_worst needs the report's success"):
+        decide_claims(
+            frame,
+            [claim(**keys, unsolved_is_worst=True)],
+            rows=ROWS,
+            columns=COLUMNS,
+            metric="gap",
+            goal="min",
+        )
+
+
 def test_diverged_runs_below_the_rank_test_ask_for_the_seeds_it_needs() -> None:
     """b diverges on 1 of 3 seeds and is worse on the other two: no test applies to 3 pairs
     with a diverged run, but at the signed-rank test's minimum of 6 pairs all going a's way

@@ -100,6 +100,7 @@ class Claim:
     across: str
     where: dict[str, list[Any]]
     alpha: float
+    unsolved_is_worst: bool
     relation: str
     margin: float
     margin_type: str
@@ -182,6 +183,7 @@ def parse_claim(spec: Any, index: int, metric: str, goal: str) -> Claim:
         across=values["across"],
         where={k: list(v) for k, v in (values["where"] or {}).items()},
         alpha=float(values["alpha"]),
+        unsolved_is_worst=bool(values["unsolved_is_worst"]),
         relation=values["relation"],
         margin=float(values["margin"]),
         margin_type=values["margin_type"],
@@ -271,12 +273,15 @@ def _interval(name: str, mean: float, low: float, high: float) -> str:
     return text + (f" [{_g(low)}, {_g(high)}]" if math.isfinite(low) else "")
 
 
-def ratio_effect(a: np.ndarray, b: np.ndarray) -> tuple[str, float, float, float]:
+def ratio_effect(
+    a: np.ndarray, b: np.ndarray, failed: str = "diverged"
+) -> tuple[str, float, float, float]:
     """``a/b`` over seeds as a geometric mean with a t-interval on the log ratios when every
-    value is positive (or every one negative); the mean difference ``a - b`` otherwise."""
+    value is positive (or every one negative); the mean difference ``a - b`` otherwise.
+    ``failed``: what an infinite value (the worst) stands for."""
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         worse = int((~np.isfinite(a)).sum())
-        return f"a diverged on {worse}, b on {int((~np.isfinite(b)).sum())} seeds", *(math.nan,) * 3
+        return f"a {failed} on {worse}, b on {int((~np.isfinite(b)).sum())} seeds", *(math.nan,) * 3
     same_sign = (np.all(a > 0) and np.all(b > 0)) or (np.all(a < 0) and np.all(b < 0))
     if same_sign:
         mean, low, high = mean_interval(np.log(a / b))
@@ -399,9 +404,13 @@ def _compare_row(claim: Claim, frame: Frame, row: pd.Series, label: str) -> RowR
     comparison = paired_test(
         _advantage_compare(claim, a_vals, b_vals), strict=claim.relation == "better"
     )
-    effect, *values = ratio_effect(a_vals, b_vals)
+    effect, *values = ratio_effect(a_vals, b_vals, _failed(claim))
     note = f"{unpaired} unpaired seeds dropped" if unpaired else ""
     return RowResult(label, [comparison], effect, *values, note=note)
+
+
+def _failed(claim: Claim) -> str:
+    return "diverged or unsolved" if claim.unsolved_is_worst else "diverged"
 
 
 def _ratio_row(claim: Claim, frame: Frame, row: pd.Series, label: str) -> RowResult:
@@ -423,7 +432,7 @@ def _ratio_row(claim: Claim, frame: Frame, row: pd.Series, label: str) -> RowRes
         return RowResult(label, [comparison], "a/b undefined (values <= 0)", note=note)
     logs = np.log(a_vals / b_vals)
     comparison = paired_test(sign * (math.log(claim.bound) - logs), strict=False)
-    effect, *values = ratio_effect(a_vals, b_vals)
+    effect, *values = ratio_effect(a_vals, b_vals, _failed(claim))
     return RowResult(label, [comparison], effect, *values, note=note)
 
 
@@ -600,6 +609,7 @@ def decide_claims(
     goal: str,
     series: SeriesReader | None = None,
     left_out: Mapping[str, Collection[str]] | None = None,
+    solved: pd.Series | None = None,
 ) -> list[ClaimResult]:
     """Decide every claim of ``specs`` on ``runs``: the runs of the configurations a report
     table chose (one per cell of ``rows`` x ``columns``, every seed; a runs frame of
@@ -608,12 +618,13 @@ def decide_claims(
     evaluation series (needed by ``trend`` claims ``over: step``). ``left_out``: per config
     key, the values of the experiment's sweep that this sweep's overrides left out
     (``algorithm=a,b``); a claim about them is ``inconclusive`` (not decided, saying why), where
-    a value no run of the experiment could have is an error."""
+    a value no run of the experiment could have is an error. ``solved``: per run (``runs``'
+    index), whether it meets the report's ``success`` criterion (claims ``unsolved_is_worst``)."""
     claims = parse_claims(specs, metric, goal)
     results = []
     for claim in claims:
         try:
-            results.append(decide(runs, claim, list(rows), list(columns), series))
+            results.append(decide(runs, claim, list(rows), list(columns), series, solved))
         except NotInReport as missing:
             skipped = {str(v) for v in (left_out or {}).get(missing.key, ())}
             if not skipped or not {str(v) for v in missing.values} <= skipped:
@@ -630,6 +641,7 @@ def decide(
     rows: list[str],
     columns: list[str],
     series: SeriesReader | None = None,
+    solved: pd.Series | None = None,
 ) -> ClaimResult:
     name = f"report.claims.{claim.id}"
     if runs.empty:
@@ -645,6 +657,11 @@ def decide(
                 f"{name}: where: no chosen run has {key} in {values}", key, list(values)
             )
     data["_value"] = _scored(data, column, claim.goal)
+    if claim.unsolved_is_worst:
+        if solved is None:
+            raise ConfigError(f"{name}: unsolved_is_worst needs the report's success criterion")
+        met = solved.reindex(data.index, fill_value=False).astype(bool)
+        data["_value"] = data["_value"].where(met, math.inf if claim.goal == "min" else -math.inf)
     data["_a"] = _select(data, claim.a, f"{name}: a")
     data["_b"] = _select(data, claim.b, f"{name}: b") if claim.b is not None else False
     if claim.b is not None and (data["_a"] & data["_b"]).any():

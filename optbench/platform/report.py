@@ -50,6 +50,7 @@ from optbench.platform.tables import (
     pivot,
     status_counts,
     success_counts,
+    success_mask,
 )
 from optbench.platform.tracking import NullTracker
 
@@ -250,8 +251,10 @@ def write_report(
         if metric not in (spec_value(spec, "metric"), *also_metrics):  # the claim's own metric
             frame = with_statistic(frame, tracker, [metric], statistic, claim_goal)
     table = build_table(frame, spec)
+    chosen = chosen_runs(frame, table)
+    success = spec_value(spec, "success")
     claims = decide_claims(
-        chosen_runs(frame, table),
+        chosen,
         claim_specs,
         rows=table.rows,
         columns=table.columns,
@@ -262,8 +265,9 @@ def write_report(
             key: set(map(str, values)) - set(map(str, (only or {}).get(key, values)))
             for key, values in (declared or {}).items()
         },
+        solved=None if success is None else success_mask(chosen, success),
     )
-    success, expected = spec_value(spec, "success"), spec_value(spec, "expected")
+    expected = spec_value(spec, "expected")
     details = list(spec_value(spec, "details") or [])
     out_dir = out_dir or paths.runs_dir() / "reports" / experiment
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -182,6 +182,9 @@ class ClaimSpec:
     across: Across = Across.all
     where: dict[str, list[Any]] = field(default_factory=dict)
     alpha: float = 0.05
+    #: a run that fails the report's ``success`` criterion counts as the worst value, like a
+    #: diverged one (claims on a cost to solve: steps, time, evaluations)
+    unsolved_is_worst: bool = False
     # compare
     relation: Relation = Relation.better
     margin: float = 0.0
