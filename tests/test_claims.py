@@ -48,9 +48,9 @@ def claim(**keys: object) -> dict:
     return {"id": "c", "text": "a claim", "source": "paper, sec. 1", **keys}
 
 
-def decide(frame: pd.DataFrame, goal: str = "min", **keys: object):
+def decide(frame: pd.DataFrame, goal: str = "min", solved: pd.Series | None = None, **keys: object):
     (result,) = decide_claims(
-        frame, [claim(**keys)], rows=ROWS, columns=COLUMNS, metric="gap", goal=goal
+        frame, [claim(**keys)], rows=ROWS, columns=COLUMNS, metric="gap", goal=goal, solved=solved
     )
     return result
 
@@ -184,39 +184,16 @@ def test_unsolved_runs_count_as_the_worst_cost_when_the_claim_says_so() -> None:
     keys = {"kind": "compare", "a": {"algorithm": "fast"}, "b": {"algorithm": "slow"}}
     assert decide(frame, **keys).verdict == "reproduced"  # on the raw step counts
     solved = pd.Series(frame["algorithm"] == "slow", index=frame.index)  # fast never solves
-    (result,) = decide_claims(
-        frame,
-        [claim(**keys, unsolved_is_worst=True)],
-        rows=ROWS,
-        columns=COLUMNS,
-        metric="gap",
-        goal="min",
-        solved=solved,
-    )
+    result = decide(frame, solved=solved, unsolved_is_worst=True, **keys)
     assert result.verdict == "contradicted"
     assert "a diverged or unsolved on 8, b on 0 seeds" in result.evidence
     # fast solves on seeds 0-5 only: its two unsolved seeds rank last in the signed-rank test
     solved = pd.Series((frame["algorithm"] == "slow") | (frame["seed"] < 6), index=frame.index)
-    (partial,) = decide_claims(
-        frame,
-        [claim(**keys, unsolved_is_worst=True)],
-        rows=ROWS,
-        columns=COLUMNS,
-        metric="gap",
-        goal="min",
-        solved=solved,
-    )
+    partial = decide(frame, solved=solved, unsolved_is_worst=True, **keys)
     x = np.array([6.0] * 4 + [4.0] * 2 + [-10.0] * 2)  # b - a, the unsolved seeds ranked last
     assert partial.rows[0].p_holds == pytest.approx(stats.wilcoxon(x, alternative="greater").pvalue)
     with pytest.raises(ConfigError, match="unsolved_is_worst needs the report's success"):
-        decide_claims(
-            frame,
-            [claim(**keys, unsolved_is_worst=True)],
-            rows=ROWS,
-            columns=COLUMNS,
-            metric="gap",
-            goal="min",
-        )
+        decide(frame, unsolved_is_worst=True, **keys)
 
 
 def test_diverged_runs_below_the_rank_test_ask_for_the_seeds_it_needs() -> None:
