@@ -7,7 +7,8 @@
   processes on a shared machine). The same runs in a bare loop in this process (build, set up,
   iterate, evaluate; nothing tracked, no config composed) give the baseline; the difference is
   optbench's overhead per job, and 60 / slope the jobs per minute.
-- ``throughput``: trivial jobs per minute with optbench's in-process launcher (the default),
+- ``throughput``: trivial jobs per minute inside a sweep (the store's run end times: start-up
+  excluded) with optbench's in-process launcher (the default),
   Hydra's basic launcher, joblib with 2 workers and optbench's warm workers (2), and optionally
   Ray (``--ray``); and jobs of about 0.5 s (``--long-s``): 2 warm workers vs the in-process
   launcher, for jobs that wait (sleeping steps: the launcher's own parallelism, whatever the
@@ -77,6 +78,25 @@ def per_job(launcher: list[str], jobs: int, workdir: Path, job: list[str]) -> tu
     one = sweep_seconds(launcher, 1, workdir, job)
     many = sweep_seconds(launcher, jobs, workdir, job)
     return (many[0] - one[0]) / (jobs - 1), (many[1] - one[1]) / (jobs - 1)
+
+
+def sweep_rate(launcher: list[str], jobs: int, workdir: Path, job: list[str]) -> float:
+    """Seconds per job inside a sweep of ``jobs`` jobs: the span from the first run's end to
+    the last one's in the store, over ``jobs - 1`` (process and worker start-up excluded, which
+    the slope of ``per_job`` cannot separate from the jobs when workers start in parallel)."""
+    from mlflow import MlflowClient
+
+    program = Path(sys.executable).parent / "optbench"
+    name = f"rate{jobs}_{time.monotonic_ns()}"
+    args = [str(program), "-m", *launcher, *job, f"seed=range(0,{jobs})", f"experiment_name={name}"]
+    subprocess.run(args, env=_env(workdir), check=True, capture_output=True)
+    client = MlflowClient(f"sqlite:///{workdir}/mlflow.db")
+    experiment = client.get_experiment_by_name(name)
+    runs = client.search_runs(
+        [experiment.experiment_id], "tags.`optbench.role` = 'run'", max_results=jobs + 10
+    )
+    ends = sorted(run.info.end_time for run in runs)
+    return (ends[-1] - ends[0]) / 1000 / (len(ends) - 1)
 
 
 def bare_seconds(runs: int, job: list[str]) -> tuple[float, float]:
@@ -187,7 +207,7 @@ def main() -> None:
         launchers = {**LAUNCHERS, **(RAY if args.ray else {})}
         for name, launcher in launchers.items():
             walls = [
-                per_job(launcher, args.jobs // 2, tmp / name, TRIVIAL)[0]
+                sweep_rate(launcher, args.jobs // 2, tmp / name, TRIVIAL)
                 for _ in range(args.repeats)
             ]
             result[f"{name}_trivial_jobs_per_min"] = 60 / median(walls)
@@ -206,11 +226,11 @@ def main() -> None:
         ]
         for label, job in (("sleeping", waiting), ("computing", computing)):
             local = median(
-                [per_job([], args.long_jobs, tmp / "l", job)[0] for _ in range(args.repeats)]
+                [sweep_rate([], args.long_jobs, tmp / "l", job) for _ in range(args.repeats)]
             )
             workers = median(
                 [
-                    per_job(LAUNCHERS["workers_2"], args.long_jobs, tmp / "w", job)[0]
+                    sweep_rate(LAUNCHERS["workers_2"], args.long_jobs, tmp / "w", job)
                     for _ in range(args.repeats)
                 ]
             )
