@@ -37,7 +37,7 @@ run: $(STAMP)
 ## test: the whole test suite, on 2 processes (pytest-xdist; TEST_JOBS=1 for one)
 TEST_JOBS ?= 2
 test: $(TEST_STAMP)
-	$(BIN)/python -m pytest -q -n $(TEST_JOBS)
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --durations=15
 
 ## sweep: an experiment's sweep (EXPERIMENT=name, ARGS=extra overrides)
 sweep: $(STAMP)
