@@ -349,11 +349,16 @@ class Frame:
         return pd.Series(values, index=part["seed"].to_numpy())
 
 
-def _scored(runs: pd.DataFrame, column: str, goal: str) -> pd.Series:
-    """The metric with the worst value for a diverged or infinite run (NaN stays: no value)."""
+def _scored(
+    runs: pd.DataFrame, column: str, goal: str, unsolved: pd.Series | None = None
+) -> pd.Series:
+    """The metric with the worst value for a diverged or infinite run, and for the runs
+    ``unsolved`` marks (NaN stays: no value)."""
     values = pd.to_numeric(runs[column], errors="coerce").astype(float)
     diverged = runs["status"] == "diverged" if "status" in runs else False
     bad = np.isinf(values) | diverged
+    if unsolved is not None:
+        bad |= unsolved
     return values.where(~bad, math.inf if goal == "min" else -math.inf)
 
 
@@ -656,12 +661,12 @@ def decide(
             raise NotInReport(
                 f"{name}: where: no chosen run has {key} in {values}", key, list(values)
             )
-    data["_value"] = _scored(data, column, claim.goal)
+    unsolved = None
     if claim.unsolved_is_worst:
         if solved is None:
             raise ConfigError(f"{name}: unsolved_is_worst needs the report's success criterion")
-        met = solved.reindex(data.index, fill_value=False).astype(bool)
-        data["_value"] = data["_value"].where(met, math.inf if claim.goal == "min" else -math.inf)
+        unsolved = ~solved.reindex(data.index, fill_value=False).astype(bool)
+    data["_value"] = _scored(data, column, claim.goal, unsolved)
     data["_a"] = _select(data, claim.a, f"{name}: a")
     data["_b"] = _select(data, claim.b, f"{name}: b") if claim.b is not None else False
     if claim.b is not None and (data["_a"] & data["_b"]).any():
