@@ -288,3 +288,66 @@ def _script():
     from mlflow.store.db.utils import _get_alembic_config
 
     return ScriptDirectory.from_config(_get_alembic_config("sqlite://"))
+
+
+def _contents(db: Path) -> tuple[dict[str, frozenset[str]], list[tuple], list[tuple]]:
+    """A store's schema (every table, index and trigger with the clauses of its SQL, as a set:
+    MLflow's own migrations write a table's constraints in a different order from one creation
+    to the next), its schema version and its experiments (id, name, artifact location, stage,
+    workspace)."""
+    connection = sqlite3.connect(db)
+    try:
+        schema = {
+            name: frozenset(line.strip().rstrip(",") for line in (sql or "").splitlines())
+            for name, sql in connection.execute("select name, sql from sqlite_master")
+        }
+        version = connection.execute("select version_num from alembic_version").fetchall()
+        experiments = connection.execute(
+            "select experiment_id, name, artifact_location, lifecycle_stage, workspace "
+            "from experiments"
+        ).fetchall()
+    finally:
+        connection.close()
+    return schema, version, experiments
+
+
+def test_a_store_made_from_the_template_is_the_store_mlflow_makes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new store is a copy of an empty template store, built once per machine; with no cache
+    to keep the template in, MLflow migrates the store from scratch. Both give the same schema,
+    schema version and default experiment (its artifacts beside its own store), and the copy
+    takes runs."""
+    from mlflow import MlflowClient
+
+    from optbench.platform import store
+
+    (tmp_path / "not_a_dir").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "not_a_dir"))
+    assert store.empty_store_template() is None
+    by_mlflow = tmp_path / "scratch" / "mlflow.db"
+    store.prepare_sqlite(by_mlflow)
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    first, second = tmp_path / "a" / "mlflow.db", tmp_path / "b" / "mlflow.db"
+    store.prepare_sqlite(first)  # builds the template, then copies it
+    template = store.empty_store_template()
+    assert template is not None and template.parent == tmp_path / "cache" / "optbench"
+    assert _contents(template)[2] == []  # no experiment in the template itself
+    store.prepare_sqlite(second)
+
+    schema, version, (experiment,) = _contents(by_mlflow)
+    assert version == [(store.head_revision(),)]
+    assert experiment[:2] == (0, "Default")
+    assert experiment[2] == f"{(by_mlflow.parent / 'artifacts').as_uri()}/0"
+    for db in (first, second):
+        assert store.inspect(db).kind == "current"
+        copy_schema, copy_version, (copy_experiment,) = _contents(db)
+        assert copy_schema == schema and copy_version == version
+        location = f"{(db.parent / 'artifacts').as_uri()}/0"
+        assert copy_experiment == (0, "Default", location, *experiment[3:])
+
+    client = MlflowClient(f"sqlite:///{second}")
+    run = client.create_run(client.create_experiment("x"))
+    client.log_metric(run.info.run_id, "m", 1.5)
+    assert client.get_run(run.info.run_id).data.metrics == {"m": 1.5}
