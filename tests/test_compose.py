@@ -97,3 +97,17 @@ def test_value_overrides_follow_hydra_semantics(loader: ConfigLoaderImpl) -> Non
     with pytest.raises(type(hydra_error.value)) as fast_error:
         fast.load_sweep_config(master, ["seed=abc"])
     assert str(fast_error.value) == str(hydra_error.value)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_resolved_is_the_config_without_its_hydra_node(
+    loader: ConfigLoaderImpl, preset: str
+) -> None:
+    """``resolved`` converts a composed config (its ``hydra`` node left out) to exactly what
+    OmegaConf gives for a copy of the config without that node."""
+    cfg = loader.load_configuration("config", [f"experiment={preset}"], RunMode.RUN)
+    task = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    expected = OmegaConf.to_container(task, resolve=True, enum_to_str=True)
+    assert resolved(cfg) == expected and resolved(task) == expected
+    assert list(resolved(cfg)) == list(expected)  # key order (the config artifact's YAML)
+    assert "hydra" not in expected and "problem" in expected

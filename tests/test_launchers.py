@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
+import yaml
 from mlflow import MlflowClient
 
-from tests.conftest import cli
+from tests.conftest import cli, main_in_process
 
 
 def check_complete(store: str, experiment: str, runs: int, max_steps: int, eval_every: int) -> None:
@@ -159,3 +163,38 @@ def test_warm_workers_survive_a_dying_worker(cli_env: dict[str, str], store: str
     for run in healthy:
         gap = client.get_metric_history(run.info.run_id, "gap")
         assert sorted(m.step for m in gap) == [0, 5, 10, 15, 20]
+
+
+def test_each_job_saves_the_configs_hydras_own_launcher_saves(
+    runs_dir: Path, store: str, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """optbench's in-process launcher sets Hydra's job config up without its copies and writes
+    the YAML with libyaml; each job's ``.hydra/config.yaml``, ``overrides.yaml`` and
+    ``hydra.yaml`` are still those Hydra's basic launcher writes (the texts, byte for byte, but
+    for the sweep's time stamp and parent run, and which launcher ran)."""
+    tiny = ["problem=least_squares", "problem.n_samples=50", "problem.dim=5", "budget.max_steps=5"]
+    saved: dict[str, dict[str, str]] = {}
+    for launcher in ("basic", "local"):
+        outcome = main_in_process(
+            capfd, monkeypatch, "-m", f"hydra/launcher={launcher}", *tiny, "seed=0,1",
+            f"tracking.uri={store}", f"experiment_name=by_{launcher}", "force=true",
+        )  # fmt: skip
+        assert outcome.returncode == 0, outcome.stderr
+        (sweep,) = (runs_dir / "multirun" / f"by_{launcher}").iterdir()
+        texts = {}
+        for file in sorted(sweep.glob("*/.hydra/*.yaml")):
+            text = file.read_text().replace(str(sweep), "SWEEP").replace(f"by_{launcher}", "NAME")
+            text = re.sub(r"\b[0-9a-f]{32}\b", "PARENT_RUN_ID", text)  # each sweep's own
+            if file.name == "hydra.yaml":
+                node = yaml.safe_load(text)["hydra"]
+                assert node["runtime"]["choices"].pop("hydra/launcher") == launcher
+                node["overrides"]["hydra"].remove(f"hydra/launcher={launcher}")
+                node.pop("launcher")
+                text = yaml.safe_dump(node)
+            texts[str(file.relative_to(sweep))] = text
+        saved[launcher] = texts
+    assert sorted(saved["local"]) == [
+        f"{job}/.hydra/{name}.yaml" for job in (0, 1) for name in ("config", "hydra", "overrides")
+    ]
+    assert saved["local"] == saved["basic"]
+    assert "seed: 1" in saved["local"]["1/.hydra/config.yaml"]

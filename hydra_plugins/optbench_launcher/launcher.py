@@ -5,7 +5,8 @@ Both run a job as Hydra's ``run_job`` does (the job's output dir with ``.hydra/c
 ``on_job_start``/``on_job_end``, a ``JobReturn``) without the parts that cost more than a short
 run: the job config is not deep-copied twice, the Hydra config is set once, and logging is
 configured once per launch, only the job's log file being switched per job (Hydra reconfigures
-every logger twice per job, which walks all of torch's and MLflow's loggers).
+every logger twice per job, which walks all of torch's and MLflow's loggers), and the saved
+configs are written by libyaml (``optbench.platform.yaml_text``: the same text).
 
 ``WorkersLauncher`` (``hydra/launcher=parallel``) keeps ``n_jobs`` worker processes for the whole
 sweep: each starts an interpreter and imports once, then runs job after job, composing each
@@ -45,6 +46,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from optbench.platform.errors import Abort
+from optbench.platform.yaml_text import to_yaml
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +120,11 @@ def run_job(
     )
     with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
         config.hydra.runtime.output_dir = output_dir
-    HydraConfig.instance().set_config(config)
-    hydra_cfg = HydraConfig.instance().cfg
+    # Hydra's ``set_config`` copies the node into a config of its own whose parent is ``config``
+    # (so that interpolations reach the job's config); ``config`` belongs to this job alone, so
+    # it serves as that view itself: ``HydraConfig.get()`` is ``config.hydra``, read-only.
+    OmegaConf.set_readonly(config.hydra, True)
+    HydraConfig.instance().cfg = config  # type: ignore[assignment]
     try:
         ret = JobReturn()
         overrides = OmegaConf.to_container(config.hydra.overrides.task)
@@ -134,14 +139,15 @@ def run_job(
         if config.hydra.output_subdir is not None:
             saved = Path(output_dir) / str(config.hydra.output_subdir)
             saved.mkdir(parents=True, exist_ok=True)
-            (saved / "config.yaml").write_text(OmegaConf.to_yaml(task_cfg), encoding="utf-8")
-            (saved / "hydra.yaml").write_text(OmegaConf.to_yaml(hydra_cfg), encoding="utf-8")
+            (saved / "config.yaml").write_text(to_yaml(task_cfg), encoding="utf-8")
+            hydra_node = OmegaConf.to_container(config.hydra, enum_to_str=True)
+            (saved / "hydra.yaml").write_text(to_yaml({"hydra": hydra_node}), encoding="utf-8")
             (saved / "overrides.yaml").write_text(
-                OmegaConf.to_yaml(config.hydra.overrides.task), encoding="utf-8"
+                to_yaml(config.hydra.overrides.task), encoding="utf-8"
             )
         ret.cfg = task_cfg
-        ret.hydra_cfg = hydra_cfg
-        with env_override(dict(hydra_cfg.hydra.job.env_set)):
+        ret.hydra_cfg = config
+        with env_override(dict(config.hydra.job.env_set)):
             callbacks.on_job_start(config=config, task_function=task_function)
             try:
                 ret.return_value = task_function(task_cfg)

@@ -50,7 +50,9 @@ def build(node: Any, base: type[T], key: str) -> T:
     values.pop("_target_")
     checked = validate_arguments(cls, values, key)
     try:
-        return instantiate({"_target_": target, **checked}, _convert_="all")
+        if _needs_instantiate(checked):
+            return instantiate({"_target_": target, **checked}, _convert_="all")
+        return cls(**checked)  # a flat node: what instantiate calls, without its config copies
     except ConfigError as exc:
         raise ConfigError(f"{key}.{exc}") from None
     except Exception as exc:
@@ -58,6 +60,19 @@ def build(node: Any, base: type[T], key: str) -> T:
         if cause is not None:
             raise ConfigError(f"{key}.{cause}") from None
         raise
+
+
+def _needs_instantiate(value: Any) -> bool:
+    """Whether a node's values hold a nested ``_target_`` node or a special key (``_partial_``,
+    ``_args_``, ...) that Hydra's ``instantiate`` must handle."""
+    if isinstance(value, list):
+        return any(_needs_instantiate(v) for v in value)
+    if isinstance(value, dict):
+        return any(
+            (k.startswith("_") and k.endswith("_")) or _needs_instantiate(v)
+            for k, v in value.items()
+        )
+    return False
 
 
 def locate(target: Any, key: str) -> Any:

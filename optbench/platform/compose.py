@@ -45,6 +45,7 @@ class ComposeOnce(ConfigLoader):
         self._bases: dict[tuple[Any, ...], bytes] = {}  # composed configs, pickled
         self._repos: dict[tuple[Any, ...], Any] = {}
         self._ready: dict[tuple[str, ...], DictConfig] = {}  # composed by ``prepare``
+        self._parsed: dict[str, Override] = {}  # each override string parsed once
         self.composed = 0  # Hydra compositions done (for the benchmarks and tests)
         self.copied = 0  # jobs served from a composed config
 
@@ -90,7 +91,7 @@ class ComposeOnce(ConfigLoader):
             return None
         config_name = master.hydra.job.config_name
         hydra_overrides = [str(o) for o in master.hydra.overrides.hydra]
-        parsed = OverridesParser.create().parse_overrides(hydra_overrides + sweep_overrides)
+        parsed = self._parse(hydra_overrides + sweep_overrides)
         if any(o.is_sweep_override() or o.is_delete() for o in parsed):
             return None  # Hydra's own composition (and its error for a sweep in a job)
         repo = self._repo(config_name, tuple(hydra_overrides))
@@ -120,6 +121,15 @@ class ComposeOnce(ConfigLoader):
             )
         OmegaConf.copy_cache(from_config=master, to_config=config)
         return config
+
+    def _parse(self, overrides: list[str]) -> list[Override]:
+        """Hydra's parse of each override (it parses them one by one), done once per string: a
+        sweep's jobs repeat all but one or two of theirs."""
+        missing = [line for line in dict.fromkeys(overrides) if line not in self._parsed]
+        if missing:
+            parsed = OverridesParser.create().parse_overrides(missing)
+            self._parsed.update(zip(missing, parsed, strict=True))
+        return [self._parsed[line] for line in overrides]
 
     def _repo(self, config_name: str | None, hydra_overrides: tuple[str, ...]) -> Any:
         """Hydra's config repository as the hydra overrides (``hydra.searchpath``) set it up."""

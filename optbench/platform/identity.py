@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from enum import Enum
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 #: Top-level keys that do not change a run's numbers.
 NOT_IDENTITY = frozenset(
@@ -24,11 +25,19 @@ MAX_PARAM_VALUE = 6000
 
 
 def resolved(cfg: DictConfig) -> dict[str, Any]:
-    """The config as plain containers, interpolations resolved, enums as their values."""
-    if "hydra" in cfg:  # Hydra's own node may hold values only a running job can resolve
-        cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-    data = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    assert isinstance(data, dict)
+    """The config as plain containers, interpolations resolved, enums as their names, without
+    Hydra's own node (it may hold values only a running job can resolve). Each top-level node is
+    converted in place: a copy of the config without the node would cost more than the rest."""
+    data: dict[str, Any] = {}
+    for key in cfg:
+        if key == "hydra":
+            continue
+        value = cfg[key]
+        if isinstance(value, DictConfig | ListConfig):
+            value = OmegaConf.to_container(value, resolve=True, enum_to_str=True)
+        elif isinstance(value, Enum):
+            value = value.name
+        data[str(key)] = value
     return data
 
 

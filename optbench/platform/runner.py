@@ -57,6 +57,7 @@ from optbench.platform.tracking import (
     environment_tags,
     progress_stride,
 )
+from optbench.platform.yaml_text import to_yaml
 
 log = logging.getLogger("optbench")
 
@@ -187,7 +188,7 @@ def execute(
             name,
             as_params(config),
             tags,
-            OmegaConf.to_yaml(config),
+            to_yaml(config),
             parent_run_id,
             stride,
             local_dir,
