@@ -200,3 +200,27 @@ def test_a_sweep_runs_the_runs_an_input_reads_first() -> None:
     # without best_over each refined run reads the linear-decay run of its own lr only
     plain = [compose([*job[:2], "problem.dataset=heart_scale"]) for job in jobs]
     assert [len(s) for s in job_stages(plain)] == [4, 2]
+
+
+def test_local_metric_files_are_what_pandas_writes(tmp_path: Path) -> None:
+    """``write_csv`` (a run's local ``metrics.csv``/``progress.csv``) writes the text pandas
+    writes for the same rows: columns in order of first appearance, missing values and NaN as
+    empty fields, floats in shortest round-trip form, infinities as ``inf``."""
+    import pandas as pd
+
+    from optbench.platform.tracking import write_csv
+
+    rows = [
+        {"step": 0, "loss": 0.1, "gap": 1e-17},
+        {"step": 1, "loss": float("nan"), "time_s": 1 / 3, "oracle/grad_evals": 5.0},
+        {"step": 2, "loss": float("inf"), "gap": -float("inf"), "time_s": 123456789.125},
+        {"step": 3, "loss": 2.0**-40, "gap": -0.0, "time_s": 1e22},
+    ]
+    write_csv(tmp_path / "ours.csv", rows)
+    pd.DataFrame(rows).to_csv(tmp_path / "pandas.csv", index=False)
+    ours = (tmp_path / "ours.csv").read_text()
+    assert ours == (tmp_path / "pandas.csv").read_text()
+    assert ours.splitlines()[0] == "step,loss,gap,time_s,oracle/grad_evals"
+    back = pd.read_csv(tmp_path / "ours.csv")
+    assert back["time_s"][1] == 1 / 3
+    assert back["loss"].isna().tolist() == [False, True, False, False]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import csv
 import logging
 import math
 import os
@@ -98,16 +99,13 @@ class RunRecorder:
     def flush(self) -> None:
         """Send buffered metrics to the store (done by the recorder itself every few seconds)."""
 
-    def progress_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self._progress)
-
     def write_local(self, directory: Path) -> list[Path]:
         """Write ``progress.csv`` and ``metrics.csv`` (when non-empty) into ``directory``."""
         directory.mkdir(parents=True, exist_ok=True)
         written = []
         for name, rows in ((PROGRESS_ARTIFACT, self._progress), (METRICS_FILE, self._evaluations)):
             if rows:
-                pd.DataFrame(rows).to_csv(directory / name, index=False)
+                write_csv(directory / name, rows)
                 written.append(directory / name)
         return written
 
@@ -118,6 +116,22 @@ class RunRecorder:
         tags and end the run with ``status``."""
         if self.local_dir is not None:
             self.write_local(self.local_dir)
+
+
+def write_csv(path: Path, rows: list[dict[str, float]]) -> None:
+    """``rows`` as pandas' ``DataFrame(rows).to_csv(path, index=False)`` writes them (columns in
+    order of first appearance, a missing value or NaN as an empty field), without building a
+    frame: a run's local copy is written once per job, and pandas takes 10x longer."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow(["" if _missing(row.get(key)) else row[key] for key in columns])
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 class NullTracker:
@@ -263,7 +277,7 @@ class MlflowRunRecorder(RunRecorder):
         elif self._progress or traceback_text:
             with tempfile.TemporaryDirectory() as tmp:
                 if self._progress:
-                    self.progress_frame().to_csv(Path(tmp) / PROGRESS_ARTIFACT, index=False)
+                    write_csv(Path(tmp) / PROGRESS_ARTIFACT, self._progress)
                     self.artifacts.log_artifact(str(Path(tmp) / PROGRESS_ARTIFACT))
         if traceback_text:
             self.artifacts.log_artifact(str(_scratch_file("traceback.txt", traceback_text)))
