@@ -77,7 +77,7 @@ class JobLogging:
             self.launcher_handlers, self.launcher_level = list(root.handlers), root.level
         else:
             root.handlers = list(self.launcher_handlers)
-            root.setLevel(self.launcher_level)
+            _set_level(root, self.launcher_level)
 
     def job(self, config: DictConfig) -> None:
         """The job logging of ``config``'s job (its log file in its output dir)."""
@@ -101,8 +101,15 @@ class JobLogging:
         handler.setFormatter(template.formatter)
         handler.setLevel(template.level)
         root.handlers = [handler if h is template else h for h in self.job_handlers]
-        root.setLevel(self.job_level)
+        _set_level(root, self.job_level)
         self.current_file = handler
+
+
+def _set_level(logger: logging.Logger, level: int) -> None:
+    """``logger.setLevel(level)`` unless it has that level (setting it clears the cached
+    levels of every logger: torch and MLflow have hundreds)."""
+    if logger.level != level:
+        logger.setLevel(level)
 
 
 def run_job(
