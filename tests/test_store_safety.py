@@ -317,7 +317,8 @@ def test_a_store_made_from_the_template_is_the_store_mlflow_makes(
     """A new store is a copy of an empty template store, built once per machine; with no cache
     to keep the template in, MLflow migrates the store from scratch. Both give the same schema,
     schema version and default experiment (its artifacts beside its own store), and the copy
-    takes runs."""
+    takes runs. A store seeded for a tracking server is the template itself (the server adds its
+    own default experiment)."""
     from mlflow import MlflowClient
 
     from optbench.platform import store
@@ -346,6 +347,10 @@ def test_a_store_made_from_the_template_is_the_store_mlflow_makes(
         assert copy_schema == schema and copy_version == version
         location = f"{(db.parent / 'artifacts').as_uri()}/0"
         assert copy_experiment == (0, "Default", location, *experiment[3:])
+
+    seeded = tmp_path / "served" / "mlflow.db"  # what an ``mlflow server`` is started on
+    store.seed_from_template(seeded)
+    assert _contents(seeded)[:2] == (schema, version) and _contents(seeded)[2] == []
 
     client = MlflowClient(f"sqlite:///{second}")
     run = client.create_run(client.create_experiment("x"))

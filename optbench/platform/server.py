@@ -16,6 +16,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from optbench.platform import store
 from optbench.platform.errors import TrackingError
 
 
@@ -54,6 +55,7 @@ def start(
     if read_only:
         command = [program, "ui", "--backend-store-uri", f"sqlite:///file:{db}?mode=ro&uri=true"]
     else:
+        store.seed_from_template(db)  # no schema migrations in the server on a new file
         command = [program, "server", "--backend-store-uri", f"sqlite:///{db}"]
         if artifacts is not None:
             command += ["--artifacts-destination", str(artifacts)]

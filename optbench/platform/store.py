@@ -246,6 +246,25 @@ def empty_store_template() -> Path | None:
         return None
 
 
+def seed_from_template(path: Path) -> None:
+    """Put a copy of the empty-store template at ``path`` when there is no store there (an
+    ``mlflow server`` started on it then finds its tables and only adds its default experiment,
+    with its own artifact root); nothing happens without a template."""
+    _check_writable(path)
+    with _locked(path):
+        if path.exists():
+            return
+        template = empty_store_template()
+        if template is None:
+            return
+        temporary = path.with_name(f"{path.name}.creating-{os.getpid()}")
+        try:
+            shutil.copyfile(template, temporary)
+            os.replace(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)
+
+
 def _build_template(path: Path) -> None:
     """MLflow's own creation of a store (tables and every migration) in a temporary file, its
     default experiment removed (each copy gets its own, with its own artifact location)."""
