@@ -3,6 +3,8 @@ refined schedule reading another run's history."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -224,3 +226,19 @@ def test_local_metric_files_are_what_pandas_writes(tmp_path: Path) -> None:
     back = pd.read_csv(tmp_path / "ours.csv")
     assert back["time_s"][1] == 1 / 3
     assert back["loss"].isna().tolist() == [False, True, False, False]
+
+
+def test_the_first_optimizer_of_a_process_is_paid_for_before_the_clock() -> None:
+    """torch imports ``torch._dynamo`` (1.2 s here) when a process builds its first
+    ``torch.optim`` optimizer; a fresh interpreter shows the algorithms that build one inside
+    ``run`` import it in their constructor, which the runner calls before the clock starts."""
+    code = (
+        "import sys, torch\n"
+        "from optbench.algorithms.first_order import SGD\n"
+        "print('torch._dynamo' in sys.modules)\n"
+        "SGD(lr=0.1)\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True"]

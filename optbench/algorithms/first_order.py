@@ -29,6 +29,7 @@ from typing import ClassVar, Literal
 
 import torch
 
+from optbench.algorithms import torch_optim
 from optbench.algorithms.schedules import SCHEDULES, make_schedule
 from optbench.contracts.algorithm import Algorithm, Progress, RunInput
 from optbench.contracts.context import RunContext
@@ -85,6 +86,7 @@ class StochasticGradient(Algorithm):
         self.refine_padding, self.refine_last_step = refine_padding, refine_last_step
         self.refine_best_over = list(refine_best_over or [])
         self.refine_metric = refine_metric
+        torch_optim.preload()
 
     def make_optimizer(self, params: list[torch.Tensor]) -> torch.optim.Optimizer:
         raise NotImplementedError

@@ -11,6 +11,7 @@ import torch
 from scipy.optimize import minimize
 from threadpoolctl import ThreadpoolController
 
+from optbench.algorithms import torch_optim
 from optbench.algorithms.lockstep import lockstep
 from optbench.contracts.algorithm import Algorithm, Progress
 from optbench.contracts.context import RunContext
@@ -58,6 +59,7 @@ class LBFGS(Algorithm):
         if max_line_search < 1:
             raise ConfigError(f"max_line_search: must be >= 1, got {max_line_search}")
         self.lr, self.history_size = lr, history_size
+        torch_optim.preload()
         self.line_search, self.max_line_search = line_search, max_line_search
         self.tolerance_grad = tolerance_grad
 

@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from optbench.algorithms import torch_optim
 from optbench.contracts.algorithm import Algorithm, Progress
 from optbench.contracts.context import RunContext
 from optbench.contracts.errors import ConfigError
@@ -92,6 +93,7 @@ class EpochTraining(Algorithm):
         self.lr, self.batch_size, self.dev_every = lr, batch_size, dev_every
         self.patience, self.grad_clip = patience, grad_clip
         self.log_interval_s = log_interval_s
+        torch_optim.preload()
 
     # -- hooks -----------------------------------------------------------------------------------
     def prepare(self, policy: nn.Module, problem: InventoryProblem, ctx: RunContext) -> nn.Module:
