@@ -35,7 +35,7 @@ from optbench.contracts.algorithm import Algorithm, Progress, RunInput
 from optbench.contracts.context import RunContext
 from optbench.contracts.errors import ConfigError
 from optbench.contracts.finite_sum import FiniteSumProblem
-from optbench.contracts.problem import ProblemKind
+from optbench.contracts.problem import Problem, ProblemKind
 
 ITERATES = ("last", "average")
 
@@ -86,7 +86,9 @@ class StochasticGradient(Algorithm):
         self.refine_padding, self.refine_last_step = refine_padding, refine_last_step
         self.refine_best_over = list(refine_best_over or [])
         self.refine_metric = refine_metric
-        torch_optim.preload()
+
+    def warm_up(self, problem: Problem) -> None:
+        torch_optim.preload()  # it builds a torch.optim optimizer in run
 
     def make_optimizer(self, params: list[torch.Tensor]) -> torch.optim.Optimizer:
         raise NotImplementedError

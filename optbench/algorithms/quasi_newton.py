@@ -17,7 +17,7 @@ from optbench.contracts.algorithm import Algorithm, Progress
 from optbench.contracts.context import RunContext
 from optbench.contracts.errors import ConfigError
 from optbench.contracts.finite_sum import FiniteSumProblem
-from optbench.contracts.problem import ProblemKind
+from optbench.contracts.problem import Problem, ProblemKind
 
 _THREADPOOLS = ThreadpoolController()
 
@@ -59,9 +59,11 @@ class LBFGS(Algorithm):
         if max_line_search < 1:
             raise ConfigError(f"max_line_search: must be >= 1, got {max_line_search}")
         self.lr, self.history_size = lr, history_size
-        torch_optim.preload()
         self.line_search, self.max_line_search = line_search, max_line_search
         self.tolerance_grad = tolerance_grad
+
+    def warm_up(self, problem: Problem) -> None:
+        torch_optim.preload()  # it builds a torch.optim optimizer in run
 
     def run(self, problem: FiniteSumProblem, ctx: RunContext) -> Iterator[Progress]:
         param = torch.nn.Parameter(problem.initial_point())

@@ -5,7 +5,8 @@ torch wraps ``Optimizer.add_param_group`` in ``torch._disable_dynamo``, which im
 machine, where five SGD steps on a small problem take 5 ms. Built inside ``run``, the first
 optimizer of each process put that import into its run's first step and ``time_s`` (a single
 5-step SGD run reported ``time=1.17s``). An algorithm that builds a ``torch.optim`` optimizer
-calls ``preload()`` from its constructor: the runner builds algorithms before the clock starts.
+calls ``preload()`` from its ``warm_up`` (``Algorithm.warm_up``: the runner calls it before the
+clock starts; not from the constructor, which a sweep also calls to read what a job needs).
 """
 
 from __future__ import annotations

@@ -74,6 +74,12 @@ class Algorithm(ABC):
         """What this algorithm reads from other runs (none by default)."""
         return ()
 
+    def warm_up(self, problem: Problem) -> None:
+        """One-off work of the process that the first step on ``problem`` would otherwise pay
+        inside the run's clock (e.g. an import made by a library on first use); the runner calls
+        it after ``problem.setup``, before the clock starts. Nothing by default."""
+        return None
+
     @abstractmethod
     def run(self, problem: Problem, ctx: RunContext) -> Iterator[Progress]:
         """Iterate on ``problem``, yielding one ``Progress`` per step."""

@@ -275,7 +275,9 @@ def _prepare(
     )
     started = time.perf_counter()
     problem.setup(ctx)
-    return _Prepared(problem, algorithm, ctx, time.perf_counter() - started)
+    setup_time = time.perf_counter() - started
+    algorithm.warm_up(problem)
+    return _Prepared(problem, algorithm, ctx, setup_time)
 
 
 def _finish_failed(

@@ -32,7 +32,7 @@ from optbench.contracts.algorithm import Algorithm, Progress
 from optbench.contracts.context import RunContext
 from optbench.contracts.errors import ConfigError
 from optbench.contracts.inventory import InventoryProblem, ParametricPolicy
-from optbench.contracts.problem import ProblemKind
+from optbench.contracts.problem import Problem, ProblemKind
 
 PolicyFactory = Callable[..., Any]
 log = logging.getLogger(__name__)
@@ -93,7 +93,9 @@ class EpochTraining(Algorithm):
         self.lr, self.batch_size, self.dev_every = lr, batch_size, dev_every
         self.patience, self.grad_clip = patience, grad_clip
         self.log_interval_s = log_interval_s
-        torch_optim.preload()
+
+    def warm_up(self, problem: Problem) -> None:
+        torch_optim.preload()  # it builds a torch.optim optimizer in run
 
     # -- hooks -----------------------------------------------------------------------------------
     def prepare(self, policy: nn.Module, problem: InventoryProblem, ctx: RunContext) -> nn.Module:

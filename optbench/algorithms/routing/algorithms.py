@@ -24,6 +24,7 @@ from typing import ClassVar, Literal
 
 import torch
 
+from optbench.algorithms import torch_optim
 from optbench.algorithms.routing.losses import auxiliary_loss
 from optbench.algorithms.routing.routers import (
     BiasedRouter,
@@ -35,7 +36,7 @@ from optbench.algorithms.routing.trainer import TrainerConfig
 from optbench.contracts.algorithm import Algorithm, Progress
 from optbench.contracts.context import RunContext
 from optbench.contracts.errors import CompatibilityError, ConfigError
-from optbench.contracts.problem import ProblemKind
+from optbench.contracts.problem import Problem, ProblemKind
 from optbench.contracts.routing_stream import RoutedBatch, RoutingSolution, RoutingStreamProblem
 
 
@@ -47,6 +48,10 @@ class RoutingAlgorithm(Algorithm):
     def __init__(self, trainer: TrainerConfig | None = None) -> None:
         #: the training recipe, used when the problem's router is learnable (moe_lm).
         self.trainer = trainer if trainer is not None else TrainerConfig()
+
+    def warm_up(self, problem: Problem) -> None:
+        if getattr(problem, "learnable_router", False):  # run builds a torch.optim optimizer
+            torch_optim.preload()
 
     def check(self, problem: RoutingStreamProblem) -> None:
         """Refuse a problem instance this method cannot act on (beyond its kind)."""

@@ -14,7 +14,6 @@ import math
 
 import torch
 
-from optbench.algorithms import torch_optim
 from optbench.contracts.errors import ConfigError
 
 
@@ -43,7 +42,6 @@ class TrainerConfig:
             raise ConfigError(f"trainer.min_lr_ratio: must be in [0, 1], got {min_lr_ratio}")
         self.lr, self.betas, self.weight_decay = lr, (beta1, beta2), weight_decay
         self.warmup_steps, self.min_lr_ratio, self.grad_clip = warmup_steps, min_lr_ratio, grad_clip
-        torch_optim.preload()
 
     def factor(self, step: int, horizon: int) -> float:
         """Learning-rate multiplier at ``step`` (0-based) of ``horizon`` steps."""
