@@ -36,8 +36,8 @@ run: $(STAMP)
 
 ## test: the whole test suite, on 2 processes (pytest-xdist; TEST_JOBS=1 for one). A process
 ##       that runs out of tests takes queued ones from the other (--dist worksteal): the suite's
-##       end-to-end tests wait on servers and subprocesses for uneven times (406 s vs 472 s with
-##       xdist's default scheduling, same machine and commit)
+##       end-to-end tests wait on servers and subprocesses for uneven times (one back-to-back
+##       pair: 406 s vs 472 s with xdist's default scheduling; runs vary by ~10% here)
 TEST_JOBS ?= 2
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist worksteal --durations=15
