@@ -5,7 +5,8 @@
 2. before anything is tracked: resolve the device, seed Python/NumPy/torch, build problem and
    algorithm (keys and types validated), refuse an incompatible pair or a budget the problem
    cannot serve, read the cross-run inputs the algorithm declares (``Algorithm.inputs``) from the
-   store and ``problem.setup(ctx)``; a user error here creates no run;
+   store, ``problem.setup(ctx)`` and ``algorithm.warm_up(problem)`` (one-off work of the process,
+   kept out of the clock); a user error here creates no run;
 3. open the tracked run (params, tags, resolved config artifact);
 4. iterate the algorithm under the budget; the first ``Progress`` is the starting point (step 0);
    every ``eval_every`` steps and at the end call ``problem.evaluate`` outside the algorithm clock;
