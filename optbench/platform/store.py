@@ -197,13 +197,21 @@ def _create(path: Path) -> None:
         companion = path.with_name(path.name + suffix)
         if companion.exists():
             os.replace(companion, stale.with_name(stale.name + suffix))
-    temporary = path.with_name(f"{path.name}.creating-{os.getpid()}")
-    temporary.unlink(missing_ok=True)
-    try:
+    with _built_in_place(path) as temporary:
         template = empty_store_template()
         if template is not None:
             shutil.copyfile(template, temporary)
         _open_with_mlflow(temporary, path.parent / "artifacts")
+
+
+@contextlib.contextmanager
+def _built_in_place(path: Path) -> Iterator[Path]:
+    """A temporary file beside ``path`` to build a store in: renamed to ``path`` when the block
+    ends without an error, removed otherwise (no process ever sees a half-built store)."""
+    temporary = path.with_name(f"{path.name}.creating-{os.getpid()}")
+    temporary.unlink(missing_ok=True)
+    try:
+        yield temporary
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
@@ -257,20 +265,14 @@ def seed_from_template(path: Path) -> None:
         template = empty_store_template()
         if template is None:
             return
-        temporary = path.with_name(f"{path.name}.creating-{os.getpid()}")
-        try:
+        with _built_in_place(path) as temporary:
             shutil.copyfile(template, temporary)
-            os.replace(temporary, path)
-        finally:
-            temporary.unlink(missing_ok=True)
 
 
 def _build_template(path: Path) -> None:
     """MLflow's own creation of a store (tables and every migration) in a temporary file, its
     default experiment removed (each copy gets its own, with its own artifact location)."""
-    temporary = path.with_name(f"{path.name}.creating-{os.getpid()}")
-    temporary.unlink(missing_ok=True)
-    try:
+    with _built_in_place(path) as temporary:
         _open_with_mlflow(temporary, path.parent / "artifacts")
         connection = sqlite3.connect(temporary)
         try:
@@ -279,9 +281,6 @@ def _build_template(path: Path) -> None:
                 connection.execute("delete from experiments")
         finally:
             connection.close()
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def _upgrade(path: Path, revision: str) -> None:
