@@ -11,6 +11,7 @@ import pytest
 from mlflow import MlflowClient
 from scipy import stats
 
+from optbench.platform.store import inspect
 from tests.conftest import ROOT, assert_one_line, cli, main_in_process
 
 SEARCH = f"hydra.searchpath=[file://{ROOT}/tests/configs]"
@@ -232,16 +233,23 @@ def test_ctrl_c_ends_the_run_as_killed_and_keeps_its_metrics(
         # as from a terminal: a shell that started pytest in the background ignores SIGINT
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    client = MlflowClient(store)
+    # the process creates the store: a client of MLflow's own opening it at the same moment
+    # would migrate the same file (MLflow takes no lock), so it waits until the store is there
+    database = Path(store.removeprefix("sqlite:///"))
+    client = None
     run = None
     deadline = time.time() + 300
     while time.time() < deadline and run is None:
         time.sleep(0.5)
+        if client is None:
+            if inspect(database).kind != "current":
+                continue
+            client = MlflowClient(store)
         exp = client.get_experiment_by_name("interrupted")
         runs = client.search_runs([exp.experiment_id]) if exp else []
         if runs and len(client.get_metric_history(runs[0].info.run_id, "gap")) >= 2:
             run = runs[0]
-    assert run is not None
+    assert client is not None and run is not None
     time.sleep(1)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=120)

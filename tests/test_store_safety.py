@@ -248,6 +248,39 @@ def test_damaged_and_half_migrated_stores(
     assert "_alembic_tmp_tags" in tables and "tags" not in tables
 
 
+def test_a_store_mlflow_itself_is_creating_is_left_to_it(tmp_path: Path) -> None:
+    """``mlflow ui`` (or any client of MLflow's own) opened on a new store while optbench starts:
+    MLflow migrates the file for seconds without a lock; optbench waits for it instead of taking
+    the half-made file for a broken one and moving it aside under that client (which then failed
+    with ``disk I/O error``)."""
+    from optbench.platform.store import inspect, prepare_sqlite
+
+    db = tmp_path / "mlflow.db"
+    creating = subprocess.Popen(
+        [sys.executable, "-c", RAW_MLFLOW_CLIENT, f"sqlite:///{db}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    while not (db.exists() and db.stat().st_size) and creating.poll() is None:
+        pass
+    assert creating.poll() is None, "MLflow created the store before optbench could look at it"
+    prepare_sqlite(db)
+    out, _ = creating.communicate(timeout=120)
+    assert creating.returncode == 0, out[-2000:]
+    assert inspect(db).kind == "current"
+    beside = sorted(p.name for p in tmp_path.iterdir() if "mlflow.db." in p.name)
+    assert beside == ["mlflow.db.lock"]  # nothing moved aside
+
+
+RAW_MLFLOW_CLIENT = """
+import sys
+from mlflow import MlflowClient
+client = MlflowClient(sys.argv[1])
+client.create_run(client.create_experiment("raw"))
+"""
+
+
 def test_an_older_store_is_backed_up_and_upgraded(tmp_path: Path) -> None:
     """A store at an older MLflow schema, holding a run: copied, then upgraded; the run stays."""
     from alembic import command

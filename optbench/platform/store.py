@@ -22,7 +22,10 @@ And a directory or file it cannot write makes MLflow retry for minutes and print
   version MLflow does not know, missing tables) that holds no run is moved aside to
   ``<db>.broken-<time>`` (with its write-ahead log) and created again; one that holds runs is
   refused with one line saying how to recover (it is never touched);
-- a file that is not an SQLite database is refused with one line.
+- a file that is not an SQLite database is refused with one line;
+- a file that is not a current store is judged only once it and its journal have been still for
+  ``STILL_S`` seconds: a client of MLflow's own (``mlflow ui`` opened on the path first) may be
+  creating it right then, and moving its half-made store aside would fail that client.
 
 ``check_sqlite(path)`` is the read-only part (for ``optbench ui`` on a store it cannot write).
 """
@@ -305,6 +308,24 @@ def _upgrade(path: Path, revision: str) -> None:
     engine.dispose()
 
 
+#: a store file (or its journal) written less than this many seconds ago may be in the middle of
+#: its creation by a client of MLflow's own (which takes no lock): it is judged when it is still
+STILL_S = 1.5
+
+
+def _wait_until_still(path: Path, limit_s: float = 120.0) -> None:
+    """Wait until neither ``path`` nor its companion files have changed for ``STILL_S`` seconds
+    (at most ``limit_s``): a store another program is creating is not new or broken, it is busy."""
+    files = [path, *(path.with_name(path.name + suffix) for suffix in COMPANIONS)]
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        newest = max((f.stat().st_mtime for f in files if f.exists()), default=0.0)
+        idle = time.time() - newest
+        if idle >= STILL_S:
+            return
+        time.sleep(max(STILL_S - idle, 0.05))
+
+
 def prepare_sqlite(path: Path) -> None:
     """Make ``path`` a complete, current, writable MLflow store (see the module docstring)."""
     _check_writable(path)
@@ -313,6 +334,8 @@ def prepare_sqlite(path: Path) -> None:
         return
     try:
         with _locked(path):
+            if path.exists():
+                _wait_until_still(path)
             state = inspect(path)  # another process may have done it while we waited
             if state.kind == "new":
                 _create(path)
