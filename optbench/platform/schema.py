@@ -16,7 +16,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
-from optbench.platform import paths
+from optbench.platform import interpolations, paths
 from optbench.platform.errors import ConfigError
 
 
@@ -334,13 +334,15 @@ def check_run_keys(cfg: Any) -> None:
 
 
 def register() -> None:
-    """Register the schema and the ``optbench_root`` / ``optbench_runs`` resolvers (idempotent).
+    """Register the schema and the ``optbench_root`` / ``optbench_runs`` resolvers, and parse
+    each interpolation string once per process (``interpolations``); idempotent.
 
     The resolvers cache their value per config, and Hydra copies a sweep's cache into every
     job's config: a job running in another process or on another host (Ray, SLURM) sees the
     launching process's directories.
     """
     ConfigStore.instance().store(name="optbench_schema", node=OptbenchConfig)
+    interpolations.parse_each_once()
     for name, fn in (
         ("optbench_root", lambda: str(paths.project_root())),
         ("optbench_runs", lambda: str(paths.runs_dir())),
