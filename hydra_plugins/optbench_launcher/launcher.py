@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import logging
 import multiprocessing
 import os
@@ -231,8 +232,9 @@ def _worker_main(conn: Connection, payload: bytes) -> None:
     hydra_context, task_function, config, state = cloudpickle.loads(payload)
     setup_globals()
     Singleton.set_state(state)
-    from optbench.platform import schema
+    from optbench.platform import cli, schema
 
+    gc.set_threshold(*cli.GC_THRESHOLDS)
     schema.register()
     logs = JobLogging(config)
     logs.launcher()
