@@ -19,7 +19,7 @@ from optbench.platform import results
 from optbench.platform.regression import make_baseline, read_claims, read_tables
 from optbench.platform.reproduction import INDEX_BEGIN, INDEX_END
 from optbench.platform.tracking import MlflowTracker
-from tests.conftest import ROOT, cli
+from tests.conftest import ROOT, Outcome, cli, main_in_process
 
 SEARCH = f"hydra.searchpath=[file://{ROOT}/tests/configs]"
 EXPECTED = {
@@ -31,7 +31,13 @@ EXPECTED = {
 
 
 @pytest.mark.slow
-def test_claims_end_to_end(cli_env: dict[str, str], runs_dir: Path, tmp_path: Path) -> None:
+def test_claims_end_to_end(
+    cli_env: dict[str, str],
+    runs_dir: Path,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     sweep = cli("-m", "experiment=test_claims", SEARCH, env=cli_env)
     assert sweep.returncode == 0, sweep.stdout + sweep.stderr
     report = runs_dir / "reports" / "test_claims"
@@ -82,10 +88,16 @@ def test_claims_end_to_end(cli_env: dict[str, str], runs_dir: Path, tmp_path: Pa
     assert all("baseline reproduced, now contradicted" in line for line in flipped)
     assert "test_claims: 0 of 3 reproduced claims not contradicted" in check.stdout
 
+    # the reports below run in this process (the same entry point as the program)
+    for key, value in cli_env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+    def report_command(*args: str) -> Outcome:
+        return main_in_process(capfd, monkeypatch, *args, program="optbench-report")
+
     # the report takes the sweep's overrides: 3 seeds are too few for the signed-rank test
-    three = cli(
-        "experiment=test_claims", SEARCH, "seed=0,1,2", program="optbench-report", env=cli_env
-    )
+    three = report_command("experiment=test_claims", SEARCH, "seed=0,1,2")
     assert three.returncode == 0, three.stderr
     claims = pd.read_csv(report / "claims.csv").set_index("claim")
     assert claims.loc["newton_beats_sgd", "verdict"] == "inconclusive"
@@ -98,9 +110,7 @@ def test_claims_end_to_end(cli_env: dict[str, str], runs_dir: Path, tmp_path: Pa
         ("report.claims.0.a={algorithm:nope}", "no chosen run has algorithm=nope"),
         ("report.claims.0.metric=nope", "newton_beats_sgd: metric 'nope': no run logged"),
     ):
-        bad = cli(
-            "experiment=test_claims", SEARCH, override, program="optbench-report", env=cli_env
-        )
+        bad = report_command("experiment=test_claims", SEARCH, override)
         assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
         assert bad.stderr.startswith("error: ") and message in bad.stderr, bad.stderr
 
@@ -109,13 +119,8 @@ def test_claims_end_to_end(cli_env: dict[str, str], runs_dir: Path, tmp_path: Pa
     root.mkdir()
     os.symlink(ROOT / "configs", root / "configs")
     (root / "README.md").write_text(f"## Reproductions\n\n{INDEX_BEGIN}\n{INDEX_END}\n")
-    record = cli(
-        "--record",
-        "experiment=test_claims",
-        SEARCH,
-        program="optbench-report",
-        env={**cli_env, "OPTBENCH_ROOT": str(root)},
-    )
+    monkeypatch.setenv("OPTBENCH_ROOT", str(root))
+    record = report_command("--record", "experiment=test_claims", SEARCH)
     assert record.returncode == 0, record.stderr
     text = (root / "docs" / "reproductions" / "test_claims.md").read_text()
     assert "## Verdicts: 4 claims: 3 reproduced, 1 contradicted" in text
