@@ -142,6 +142,27 @@ def test_same_config_and_seed_give_identical_metrics(runs_dir: Path, store: str)
     assert history(store, a.run_id, "gap") != history(store, c.run_id, "gap")
 
 
+def test_a_run_without_a_thread_count_does_not_inherit_the_previous_runs(
+    runs_dir: Path, store: str
+) -> None:
+    """In a sweep run in one process, a job with ``device.threads=null`` runs with the process's
+    own thread count (what torch reports in a fresh interpreter), not the one an earlier job
+    set: the same config gives the same numbers whatever ran before it."""
+    import torch
+
+    fresh = subprocess.run(
+        [sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    args = ["problem=least_squares", "budget.max_steps=2"]
+    run(store, *args, "device.threads=3")
+    assert torch.get_num_threads() == 3
+    run(store, *args, "seed=1")
+    assert torch.get_num_threads() == int(fresh.stdout)
+
+
 def test_refined_schedule_reads_the_linear_decay_run(runs_dir: Path, store: str) -> None:
     args = ["problem.dataset=heart_scale", "budget.max_steps=120", "algorithm.lr=0.5", "seed=1"]
     missing = run(store, *args, "algorithm.schedule=refined")

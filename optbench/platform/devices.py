@@ -52,16 +52,23 @@ def resolve_dtype(name: str, device: torch.device | None = None) -> torch.dtype:
     return DTYPES[name]
 
 
+#: torch's intra-op thread count when this process started (its default, or OMP_NUM_THREADS)
+PROCESS_THREADS = torch.get_num_threads()
+
+
 def configure_torch(threads: int | None, deterministic: bool) -> None:
-    """Set the intra-op thread count and, if asked, deterministic kernels.
+    """Set the intra-op thread count (``None``: the process's own, ``PROCESS_THREADS``, not what
+    an earlier run of a sweep in this process set) and, if asked, deterministic kernels.
 
     ``torch.use_deterministic_algorithms`` also sets the compiler's (inductor's) flag and imports
     ``torch._dynamo`` and ``torch._inductor`` to do so: 1.5-4x the cost of importing torch, paid
     by every run of every process although optbench compiles nothing. The kernels' flag is set
     directly here, and the compiler's only when something already imported the compiler.
     """
-    if threads is not None:  # range-checked with the other run-level keys (check_run_keys)
-        torch.set_num_threads(threads)
+    # range-checked with the other run-level keys (check_run_keys)
+    wanted = PROCESS_THREADS if threads is None else threads
+    if torch.get_num_threads() != wanted:
+        torch.set_num_threads(wanted)
     torch._C._set_deterministic_algorithms(deterministic, warn_only=True)
     inductor_config = sys.modules.get("torch._inductor.config")
     if inductor_config is not None:
