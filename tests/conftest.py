@@ -144,13 +144,19 @@ def main_in_process(
     monkeypatch: pytest.MonkeyPatch,
     *args: str,
     program: str = "optbench",
+    env: dict[str, str] | None = None,
 ) -> Outcome:
     """``optbench ARGS`` (or ``optbench-report``) run by its entry point in this process: the
     same code as the console script without a process start (imports are paid once per test
     session). Output is captured at the file-descriptor level, so MLflow's and SQLAlchemy's
-    logs count too; an exception escaping the entry point fails the test as a traceback would."""
+    logs count too; an exception escaping the entry point fails the test as a traceback would.
+    ``env``: variables set for the rest of the test (as ``cli``'s, without MLFLOW_TRACKING_URI)."""
     from optbench.platform import cli
 
+    if env is not None:
+        monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
     monkeypatch.setattr(sys, "argv", [program, *args])
     monkeypatch.setenv("HYDRA_FULL_ERROR", "0")  # the entry point sets it; restored afterwards
     capfd.readouterr()

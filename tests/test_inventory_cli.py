@@ -12,7 +12,7 @@ from optbench.contracts.algorithm import Algorithm
 from optbench.contracts.errors import ConfigError
 from optbench.contracts.problem import Problem
 from optbench.platform.build import build
-from tests.conftest import cli, compose
+from tests.conftest import compose, main_in_process
 
 TINY = [
     "problem.train_samples=256",
@@ -28,8 +28,12 @@ TINY = [
 ]
 
 
-def test_single_run_prints_the_gap(cli_env: dict[str, str]) -> None:
-    result = cli(
+def test_single_run_prints_the_gap(
+    cli_env: dict[str, str], capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = main_in_process(
+        capfd,
+        monkeypatch,
         "problem=one_store_backlogged",
         "algorithm=hdpo_parametric",
         "budget.max_steps=3",
@@ -53,9 +57,15 @@ def test_single_run_prints_the_gap(cli_env: dict[str, str]) -> None:
 
 
 def test_quick_preset_sweeps_and_reports_cost_and_gap(
-    cli_env: dict[str, str], store: str, runs_dir: Path
+    cli_env: dict[str, str],
+    store: str,
+    runs_dir: Path,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    result = cli(
+    result = main_in_process(
+        capfd,
+        monkeypatch,
         "-m",
         "experiment=hdpo_inventory",
         f"tracking.uri={store}",
@@ -110,9 +120,16 @@ def test_bad_settings_name_the_key(overrides: list[str], message: str) -> None:
     assert str(info.value).startswith(message)
 
 
-def test_a_bad_setting_is_one_line_on_the_command_line(cli_env: dict[str, str]) -> None:
-    result = cli(
-        "problem=one_store_lost_sales", "problem.store_lead_time=-2", "tracking=none", env=cli_env
+def test_a_bad_setting_is_one_line_on_the_command_line(
+    cli_env: dict[str, str], capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = main_in_process(
+        capfd,
+        monkeypatch,
+        "problem=one_store_lost_sales",
+        "problem.store_lead_time=-2",
+        "tracking=none",
+        env=cli_env,
     )
     assert result.returncode == 2
     assert result.stderr == "error: problem.store_lead_time: must be >= 0, got -2\n"

@@ -23,7 +23,7 @@ from optbench.contracts.routing_stream import RoutingSolution, expert_loads
 from optbench.platform.cache import DiskCache
 from optbench.problems.moe_lm import MoELanguageModelProblem
 from optbench.problems.moe_lm.model import MoEFeedForward, gate_weights
-from tests.conftest import ROOT, cli
+from tests.conftest import ROOT, main_in_process
 
 TINY = {
     "d_model": 32,
@@ -202,8 +202,12 @@ def test_trainer_blocks_of_the_algorithm_configs_are_the_defaults() -> None:
         assert vars(trainer) == vars(defaults), name
 
 
-def test_cli_runs_moe_lm_and_refuses_aux_loss_on_fixed_scores(cli_env: dict[str, str]) -> None:
-    run = cli(
+def test_cli_runs_moe_lm_and_refuses_aux_loss_on_fixed_scores(
+    cli_env: dict[str, str], capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = main_in_process(
+        capfd,
+        monkeypatch,
         "problem=moe_lm",
         "algorithm=alf_lb",
         "tracking=none",
@@ -217,7 +221,9 @@ def test_cli_runs_moe_lm_and_refuses_aux_loss_on_fixed_scores(cli_env: dict[str,
     )
     assert run.returncode == 0, run.stderr
     assert "status: finished" in run.stdout and "val_ppl" in run.stdout
-    refused = cli("problem=routing_stream", "algorithm=aux_loss", "tracking=none", env=cli_env)
+    refused = main_in_process(
+        capfd, monkeypatch, "problem=routing_stream", "algorithm=aux_loss", "tracking=none"
+    )
     assert refused.returncode == 2
     lines = refused.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: algorithm 'aux_loss'")

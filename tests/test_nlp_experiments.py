@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from optbench.contracts.context import default_data_dir
 from optbench.problems.nlp.suites import load_suite
-from tests.conftest import ROOT, cli
+from tests.conftest import ROOT, main_in_process
 
 
 def test_cutest_presets_match_the_vendored_suite() -> None:
@@ -28,9 +28,15 @@ def test_cutest_presets_match_the_vendored_suite() -> None:
 
 
 def test_cutest_suite_sweep_reports_success_missing_and_profiles(
-    cli_env: dict[str, str], store: str, runs_dir: Path
+    cli_env: dict[str, str],
+    store: str,
+    runs_dir: Path,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    result = cli(
+    result = main_in_process(
+        capfd,
+        monkeypatch,
         "-m",
         "experiment=adasketch_cutest",
         "problem.name=HS7,BT2",
@@ -59,9 +65,15 @@ def test_cutest_suite_sweep_reports_success_missing_and_profiles(
 
 
 def test_pde_preset_runs_and_reports_scaling(
-    cli_env: dict[str, str], store: str, runs_dir: Path
+    cli_env: dict[str, str],
+    store: str,
+    runs_dir: Path,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    pde = cli(
+    pde = main_in_process(
+        capfd,
+        monkeypatch,
         "-m",
         "experiment=adasketch_pde",
         "problem.N=2,3",
@@ -103,9 +115,16 @@ def test_logreg_preset_composes_and_its_seed_draws_the_constraints(runs_dir: Pat
     assert finals[0] != finals[1]  # another seed, another A and b
 
 
-def test_bad_nlp_input_is_one_line_through_the_cli(cli_env: dict[str, str], store: str) -> None:
+def test_bad_nlp_input_is_one_line_through_the_cli(
+    cli_env: dict[str, str],
+    store: str,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The refusal path end to end (the other refusals are tested in-process)."""
-    result = cli(
+    result = main_in_process(
+        capfd,
+        monkeypatch,
         "problem=cutest",
         "problem.name=HS21",
         "algorithm=adasketch",

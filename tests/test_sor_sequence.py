@@ -25,7 +25,7 @@ from optbench.problems.sor_sequence.heat_equation import HeatEquation
 from optbench.problems.sor_sequence.kernels import SplitCSR, library, pcg_solve, sor_solve
 from optbench.problems.sor_sequence.reference import plain_pcg, plain_sor, ssor_operator
 from optbench.problems.sor_sequence.shifted_laplacian import ShiftedLaplacian, young_omega
-from tests.conftest import cli, compose
+from tests.conftest import compose, main_in_process
 
 
 def context(cache: Path, steps: int, seed: int = 0) -> RunContext:
@@ -500,8 +500,12 @@ def test_experiment_presets_compose() -> None:
     assert paper.budget.max_steps == 5000 and paper.hydra.sweeper.params.seed == "range(40)"
 
 
-def test_cli_run_reports_the_sequence_metrics(cli_env: dict[str, str]) -> None:
-    done = cli(
+def test_cli_run_reports_the_sequence_metrics(
+    cli_env: dict[str, str], capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    done = main_in_process(
+        capfd,
+        monkeypatch,
         "problem=shifted_laplacian",
         "algorithm=chebcb",
         "budget.max_steps=40",
@@ -511,6 +515,13 @@ def test_cli_run_reports_the_sequence_metrics(cli_env: dict[str, str]) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "ratio_to_instance_optimal" in done.stdout + done.stderr
-    bad = cli("problem=shifted_laplacian", "problem.grid_size=30", "tracking=none", env=cli_env)
+    bad = main_in_process(
+        capfd,
+        monkeypatch,
+        "problem=shifted_laplacian",
+        "problem.grid_size=30",
+        "tracking=none",
+        env=cli_env,
+    )
     assert bad.returncode == 2 and "problem.shift_min" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
