@@ -1,12 +1,13 @@
 """Each distinct interpolation string parsed once per process.
 
-OmegaConf parses a value such as ``${oc.env:MLFLOW_TRACKING_URI,sqlite:///${optbench_runs:}/mlflow.db}``
-with its ANTLR grammar every time the value is read (``omegaconf.grammar_parser.parse``): a
-sweep job reads its tracking URI, output directory and log file a dozen times, about 5 ms per
-job here (a quarter of the platform's remaining overhead). The parse tree is a function of the
-string alone, and OmegaConf's resolver only reads it (the node being resolved is passed beside
-it), so the same tree serves every read: the values are those OmegaConf computes without the
-cache. An invalid string raises as before, on every read (an exception is not cached).
+OmegaConf parses an interpolation (``${oc.env:MLFLOW_TRACKING_URI,sqlite:///...}``, the sweep
+dir, the job's log file) with its ANTLR grammar every time the value is read
+(``omegaconf.grammar_parser.parse``): a sweep job reads such values a dozen times, about 5 ms
+per trivial job here (an in-process sweep of 100: 62.4 -> 57.0 ms per job). The parse tree is a
+function of the string alone, and OmegaConf's resolver only reads it (the node being resolved
+is passed beside it), so the same tree serves every read: the values are those OmegaConf
+computes without the cache. An invalid string raises as before, on every parse (an exception
+is not cached).
 """
 
 from __future__ import annotations

@@ -313,13 +313,21 @@ def _upgrade(path: Path, revision: str) -> None:
 STILL_S = 1.5
 
 
+def _modified(file: Path) -> float:
+    """When ``file`` was last written; 0 when there is none (a journal comes and goes)."""
+    try:
+        return file.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
 def _wait_until_still(path: Path, limit_s: float = 120.0) -> None:
     """Wait until neither ``path`` nor its companion files have changed for ``STILL_S`` seconds
     (at most ``limit_s``): a store another program is creating is not new or broken, it is busy."""
     files = [path, *(path.with_name(path.name + suffix) for suffix in COMPANIONS)]
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
-        newest = max((f.stat().st_mtime for f in files if f.exists()), default=0.0)
+        newest = max(_modified(f) for f in files)
         idle = time.time() - newest
         if idle >= STILL_S:
             return
