@@ -5,17 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from mlflow import MlflowClient
 from mlflow.artifacts import download_artifacts
 
 from optbench.platform.server import free_port
-from tests.conftest import cli
+from tests.conftest import main_in_process
 
 
 def test_sweep_against_a_tracking_server(
-    mlflow_server: str, cli_env: dict[str, str], runs_dir: Path
+    mlflow_server: str,
+    cli_env: dict[str, str],
+    runs_dir: Path,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    result = cli(
+    result = main_in_process(
+        capfd,
+        monkeypatch,
         "-m",
         "tracking=server",
         f"tracking.uri={mlflow_server}",
@@ -44,9 +51,18 @@ def test_sweep_against_a_tracking_server(
     assert sorted(pd.read_csv(local[0])["step"]) == [0, 10, 20, 30, 40]
 
 
-def test_unreachable_server_is_one_line(cli_env: dict[str, str]) -> None:
+def test_unreachable_server_is_one_line(
+    cli_env: dict[str, str], capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     uri = f"http://127.0.0.1:{free_port()}"
-    result = cli("tracking=server", f"tracking.uri={uri}", "problem=least_squares", env=cli_env)
+    result = main_in_process(
+        capfd,
+        monkeypatch,
+        "tracking=server",
+        f"tracking.uri={uri}",
+        "problem=least_squares",
+        env=cli_env,
+    )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and uri in lines[0] and lines[0].startswith("error:")

@@ -17,7 +17,7 @@ from mlflow import MlflowClient
 
 from optbench.contracts.errors import ConfigError
 from optbench.platform.tuning import search_space, storage_for
-from tests.conftest import BIN, ROOT, cli
+from tests.conftest import BIN, ROOT, cli, main_in_process
 
 
 def test_search_space_syntax() -> None:
@@ -45,9 +45,15 @@ def runs_of(store: str, experiment: str) -> list:
 
 
 def test_tune_logreg_trials_are_child_runs_and_best_is_the_best_run(
-    cli_env: dict[str, str], store: str, runs_dir: Path
+    cli_env: dict[str, str],
+    store: str,
+    runs_dir: Path,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    result = cli(
+    result = main_in_process(
+        capfd,
+        monkeypatch,
         "-m",
         "experiment=tune_logreg",
         "hydra.sweeper.n_trials=7",
@@ -76,8 +82,15 @@ def test_tune_logreg_trials_are_child_runs_and_best_is_the_best_run(
     assert len(pruned) == sum(r.data.tags["optbench.status"] == "pruned" for r in children)
 
 
-def test_failed_and_diverged_trials_are_told_as_fail(cli_env: dict[str, str], store: str) -> None:
-    result = cli(
+def test_failed_and_diverged_trials_are_told_as_fail(
+    cli_env: dict[str, str],
+    store: str,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    result = main_in_process(
+        capfd,
+        monkeypatch,
         "-m",
         "hydra/sweeper=optuna",
         "hydra.sweeper.n_trials=8",
