@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -263,7 +264,7 @@ def test_a_store_mlflow_itself_is_creating_is_left_to_it(tmp_path: Path) -> None
         text=True,
     )
     while not (db.exists() and db.stat().st_size) and creating.poll() is None:
-        pass
+        time.sleep(0.005)
     assert creating.poll() is None, "MLflow created the store before optbench could look at it"
     prepare_sqlite(db)
     out, _ = creating.communicate(timeout=120)

@@ -310,7 +310,7 @@ def _upgrade(path: Path, revision: str) -> None:
 
 #: a store file (or its journal) written less than this many seconds ago may be in the middle of
 #: its creation by a client of MLflow's own (which takes no lock): it is judged when it is still
-STILL_S = 1.5
+STILL_S = 3.0
 
 
 def _modified(file: Path) -> float:
