@@ -342,9 +342,10 @@ def prepare_sqlite(path: Path) -> None:
         return
     try:
         with _locked(path):
-            if path.exists():
-                _wait_until_still(path)
             state = inspect(path)  # another process may have done it while we waited
+            if state.kind != "current" and path.exists():
+                _wait_until_still(path)  # or a program of MLflow's own may be doing it
+                state = inspect(path)
             if state.kind == "new":
                 _create(path)
             elif state.kind == "outdated":
