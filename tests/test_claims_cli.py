@@ -89,12 +89,8 @@ def test_claims_end_to_end(
     assert "test_claims: 0 of 3 reproduced claims not contradicted" in check.stdout
 
     # the reports below run in this process (the same entry point as the program)
-    for key, value in cli_env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-
-    def report_command(*args: str) -> Outcome:
-        return main_in_process(capfd, monkeypatch, *args, program="optbench-report")
+    def report_command(*args: str, env: dict[str, str] = cli_env) -> Outcome:
+        return main_in_process(capfd, monkeypatch, *args, program="optbench-report", env=env)
 
     # the report takes the sweep's overrides: 3 seeds are too few for the signed-rank test
     three = report_command("experiment=test_claims", SEARCH, "seed=0,1,2")
@@ -119,8 +115,9 @@ def test_claims_end_to_end(
     root.mkdir()
     os.symlink(ROOT / "configs", root / "configs")
     (root / "README.md").write_text(f"## Reproductions\n\n{INDEX_BEGIN}\n{INDEX_END}\n")
-    monkeypatch.setenv("OPTBENCH_ROOT", str(root))
-    record = report_command("--record", "experiment=test_claims", SEARCH)
+    record = report_command(
+        "--record", "experiment=test_claims", SEARCH, env={**cli_env, "OPTBENCH_ROOT": str(root)}
+    )
     assert record.returncode == 0, record.stderr
     text = (root / "docs" / "reproductions" / "test_claims.md").read_text()
     assert "## Verdicts: 4 claims: 3 reproduced, 1 contradicted" in text

@@ -179,14 +179,23 @@ def _quiet() -> None:
 COMPANIONS = ("-wal", "-shm", "-journal")
 
 
+def _companions(path: Path) -> dict[str, Path]:
+    """Suffix -> the companion file of the database ``path`` (whether it exists or not)."""
+    return {suffix: path.with_name(path.name + suffix) for suffix in COMPANIONS}
+
+
+def _move_companions(path: Path, aside: Path) -> None:
+    """Move the companion files of ``path`` that exist to those of ``aside``."""
+    for suffix, companion in _companions(path).items():
+        if companion.exists():
+            os.replace(companion, _companions(aside)[suffix])
+
+
 def _move_aside(path: Path, aside: Path) -> None:
     """Move the database ``path`` and its companion files to ``aside`` (a write-ahead log left
     beside a new file of the same name would be replayed into it)."""
     os.replace(path, aside)
-    for suffix in COMPANIONS:
-        companion = path.with_name(path.name + suffix)
-        if companion.exists():
-            os.replace(companion, aside.with_name(aside.name + suffix))
+    _move_companions(path, aside)
 
 
 def _create(path: Path) -> None:
@@ -195,11 +204,7 @@ def _create(path: Path) -> None:
     moved to ``<db>.stale-<time>-wal`` etc.: SQLite would replay a stale write-ahead log into
     the new file)."""
     _quiet()
-    stale = path.with_name(f"{path.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
-    for suffix in COMPANIONS:
-        companion = path.with_name(path.name + suffix)
-        if companion.exists():
-            os.replace(companion, stale.with_name(stale.name + suffix))
+    _move_companions(path, path.with_name(f"{path.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}"))
     with _built_in_place(path) as temporary:
         template = empty_store_template()
         if template is not None:
@@ -324,7 +329,7 @@ def _modified(file: Path) -> float:
 def _wait_until_still(path: Path, limit_s: float = 120.0) -> None:
     """Wait until neither ``path`` nor its companion files have changed for ``STILL_S`` seconds
     (at most ``limit_s``): a store another program is creating is not new or broken, it is busy."""
-    files = [path, *(path.with_name(path.name + suffix) for suffix in COMPANIONS)]
+    files = [path, *_companions(path).values()]
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         newest = max(_modified(f) for f in files)
