@@ -22,6 +22,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.types import RunMode
 from omegaconf import OmegaConf
+from omegaconf.errors import ConfigAttributeError
 
 from optbench.platform import paths, schema
 from optbench.platform.compose import ComposeOnce, _is_structural
@@ -121,3 +122,29 @@ def test_resolved_is_the_config_without_its_hydra_node(
     assert resolved(cfg) == expected and resolved(task) == expected
     assert list(resolved(cfg)) == list(expected)  # key order (the config artifact's YAML)
     assert "hydra" not in expected and "problem" in expected
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_the_task_config_is_the_copy_hydra_makes(loader: ConfigLoaderImpl, preset: str) -> None:
+    """The launcher's task config (the job config's nodes moved, not copied) equals a copy of
+    the config without its ``hydra`` node: content unresolved and resolved, key order, struct
+    flag; and the job config's ``hydra`` node still resolves its interpolations into task keys
+    (``${experiment_name}`` in the run and sweep dirs) to what it did before."""
+    from hydra.core.utils import setup_globals
+
+    from hydra_plugins.optbench_launcher.launcher import task_config
+
+    setup_globals()  # Hydra's ``now`` resolver, as the launcher has it
+    cfg = loader.load_configuration("config", [f"experiment={preset}"], RunMode.MULTIRUN)
+    copy = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    OmegaConf.set_struct(copy, OmegaConf.is_struct(cfg))
+    dirs = (str(cfg.hydra.sweep.dir), str(cfg.hydra.run.dir))
+    assert all(str(cfg.experiment_name) in d for d in dirs)
+    task = task_config(cfg)
+    assert OmegaConf.to_yaml(task) == OmegaConf.to_yaml(copy)  # content and order
+    assert resolved(task) == resolved(copy) == resolved(cfg)
+    assert OmegaConf.is_struct(task) == OmegaConf.is_struct(copy) == OmegaConf.is_struct(cfg)
+    assert "hydra" not in task and "hydra" in cfg
+    assert (str(cfg.hydra.sweep.dir), str(cfg.hydra.run.dir)) == dirs
+    with pytest.raises(ConfigAttributeError):  # struct, as Hydra's task config: no new key
+        task.no_such_key = 1

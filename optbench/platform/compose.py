@@ -46,6 +46,8 @@ class ComposeOnce(ConfigLoader):
         self._repos: dict[tuple[Any, ...], Any] = {}
         self._ready: dict[tuple[str, ...], DictConfig] = {}  # composed by ``prepare``
         self._parsed: dict[str, Override] = {}  # each override string parsed once
+        self._structural: dict[tuple[Any, ...], bool] = {}  # ``_kinds``' decisions
+        self._master: tuple[DictConfig, str | None, list[str]] | None = None
         self.composed = 0  # Hydra compositions done (for the benchmarks and tests)
         self.copied = 0  # jobs served from a composed config
 
@@ -89,14 +91,13 @@ class ComposeOnce(ConfigLoader):
 
         if not isinstance(self.loader, ConfigLoaderImpl):
             return None
-        config_name = master.hydra.job.config_name
-        hydra_overrides = [str(o) for o in master.hydra.overrides.hydra]
+        config_name, hydra_overrides = self._master_facts(master)
         parsed = self._parse(hydra_overrides + sweep_overrides)
         if any(o.is_sweep_override() or o.is_delete() for o in parsed):
             return None  # Hydra's own composition (and its error for a sweep in a job)
-        repo = self._repo(config_name, tuple(hydra_overrides))
-        structural = [o for o in parsed if _is_structural(o, repo)]
-        values = [o for o in parsed if not _is_structural(o, repo)]
+        kinds = self._kinds(config_name, tuple(hydra_overrides), parsed)
+        structural = [o for o, is_structural in zip(parsed, kinds, strict=True) if is_structural]
+        values = [o for o, is_structural in zip(parsed, kinds, strict=True) if not is_structural]
         key = (config_name, tuple(o.input_line for o in structural))
         if key not in self._bases:
             base = self.loader.load_configuration(
@@ -121,6 +122,28 @@ class ComposeOnce(ConfigLoader):
             )
         OmegaConf.copy_cache(from_config=master, to_config=config)
         return config
+
+    def _master_facts(self, master: DictConfig) -> tuple[str | None, list[str]]:
+        """The primary config's name and the hydra overrides of the multirun of ``master``
+        (read once per master config: reading an OmegaConf node costs more than a lookup)."""
+        if self._master is None or self._master[0] is not master:
+            hydra_overrides = [str(o) for o in master.hydra.overrides.hydra]
+            self._master = (master, master.hydra.job.config_name, hydra_overrides)
+        return self._master[1], list(self._master[2])
+
+    def _kinds(
+        self, config_name: str | None, hydra_overrides: tuple[str, ...], parsed: list[Override]
+    ) -> list[bool]:
+        """Whether each override is structural (``_is_structural``), decided once per override
+        string and config repository."""
+        repo_key = (config_name, hydra_overrides)
+        kinds = []
+        for override in parsed:
+            key = (repo_key, override.input_line)
+            if key not in self._structural:
+                self._structural[key] = _is_structural(override, self._repo(*repo_key))
+            kinds.append(self._structural[key])
+        return kinds
 
     def _parse(self, overrides: list[str]) -> list[Override]:
         """Hydra's parse of each override (it parses them one by one), done once per string: a
