@@ -15,7 +15,9 @@
   machine's load) and for jobs that compute (SGD steps; needs two idle cores).
 - ``startup``: ``optbench --help``, a config error and ``--cfg job`` (wall time, and whether
   torch, mlflow or pandas were imported), and the time from starting a single run to its
-  tracked run opening (right before its first step).
+  tracked run opening (right before its first step), against the floor under it: a fresh
+  interpreter that only imports torch and takes one torch.optim SGD step, and one that only
+  imports MLflow.
 - per-run cost with the embedded store vs a tracking server vs no tracking, in this process.
 
 Every figure is a median of ``--repeats`` measurements. The machine's load average is recorded.
@@ -147,6 +149,16 @@ def startup(workdir: Path) -> dict[str, float | str]:
     experiment = client.get_experiment_by_name("startup")
     run = client.search_runs([experiment.experiment_id])[0]
     out["single_run_to_first_step_s"] = run.info.start_time / 1000 - started
+    # the floor under it: a fresh interpreter that only imports torch and takes one step of
+    # torch.optim's SGD (which imports torch._dynamo), and one that only imports MLflow
+    first_step = (
+        "import torch\np = torch.zeros(5, requires_grad=True)\n"
+        "o = torch.optim.SGD([p], lr=0.1)\n(p * p).sum().backward()\no.step()\n"
+    )
+    out["floor_torch_sgd_first_step_s"] = _timed([sys.executable, "-c", first_step], env)[0]
+    out["floor_mlflow_import_s"] = _timed(
+        [sys.executable, "-c", "from mlflow import MlflowClient"], env
+    )[0]
     return out
 
 
