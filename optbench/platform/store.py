@@ -186,9 +186,10 @@ def _companions(path: Path) -> dict[str, Path]:
 
 def _move_companions(path: Path, aside: Path) -> None:
     """Move the companion files of ``path`` that exist to those of ``aside``."""
+    targets = _companions(aside)
     for suffix, companion in _companions(path).items():
         if companion.exists():
-            os.replace(companion, _companions(aside)[suffix])
+            os.replace(companion, targets[suffix])
 
 
 def _move_aside(path: Path, aside: Path) -> None:
